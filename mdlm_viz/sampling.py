@@ -1,0 +1,365 @@
+"""The masked-diffusion sampler: LLaDA's reference semantics, recording every step.
+
+Decoding starts from the prompt followed by `gen_length` mask tokens. The response is split into
+blocks decoded left to right; each block gets `steps / num_blocks` steps, and at each step one
+forward pass predicts every masked position, and the most confident predictions inside the current
+block are committed (never to change again). Given the same model, inputs, settings and torch seed
+this commits the same tokens at every step as LLaDA's `generate.py`, with two of its defects fixed
+(see `confidence_eos_eot_inf` and CFG below).
+
+Beyond the reference: margin and entropy confidences, `<slack>`-aware decoding for CTC-trained
+checkpoints, positional-shift interventions, batched left-padded prompts, and a `Trace` of every
+step that can be streamed to a caller while decoding runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from .interventions import ShiftPlanner
+from .trace import Displacement, Step, Trace
+
+REMASKING = ("low_confidence", "random", "margin", "entropy")
+COLLAPSE = ("slack", "standard")
+
+
+# ----------------------------------------------------------------------------- pure pieces
+def transfer_schedule(masked_per_row: torch.Tensor, steps: int) -> torch.Tensor:
+    """[B] mask counts -> [B, steps] tokens to commit per step: an even split, the remainder
+    going to the earliest steps (LLaDA's linear noise schedule)."""
+    base = masked_per_row[:, None] // steps
+    extra = torch.arange(steps, device=masked_per_row.device)[None, :] < (masked_per_row[:, None] % steps)
+    return base + extra.long()
+
+
+def gumbel_argmax(logits_bld: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Sample x0 [B, L] the reference way: argmax of exp(logits) / (-log u)^T in float64.
+
+    The noise tensor has the full [B, L, V] shape so the torch RNG advances exactly as in the
+    reference; temperature 0 is plain argmax and draws nothing."""
+    if temperature == 0:
+        return logits_bld.argmax(-1)
+    noise = torch.rand_like(logits_bld, dtype=torch.float64)
+    return (logits_bld.to(torch.float64).exp() / (-torch.log(noise)) ** temperature).argmax(-1)
+
+
+def confidence_scores(logits_nv: torch.Tensor, x0_n: torch.Tensor, remasking: str) -> torch.Tensor:
+    """Score [N] of candidate x0 at N positions; higher = commit sooner. Float64 like the reference.
+
+    low_confidence: p(x0); margin: p(top1) - p(top2); entropy: minus the entropy of p."""
+    logp = F.log_softmax(logits_nv.to(torch.float64), dim=-1)
+    if remasking == "low_confidence":
+        # softmax then gather, as the reference (exp of log_softmax could differ in the last bit)
+        return F.softmax(logits_nv.to(torch.float64), dim=-1).gather(-1, x0_n[:, None]).squeeze(-1)
+    if remasking == "margin":
+        top2 = logp.topk(2, dim=-1).values.exp()
+        return top2[:, 0] - top2[:, 1]
+    if remasking == "entropy":
+        return (logp.exp() * logp).nan_to_num().sum(-1)
+    raise ValueError(f"no deterministic score for remasking={remasking!r}")
+
+
+def merge_repeats(row: torch.Tensor, lo: int, hi: int, mask_id: int, slack_id: int, keep: Sequence[int]) -> list[int]:
+    """Standard-collapse decoding (paper v1): a committed token equal to its committed left
+    neighbour becomes <slack>, comparing against the values before this pass so a run of n equal
+    tokens keeps only its first. Padding/EOS ids in `keep` never merge. Returns changed positions."""
+    seg = row[lo:hi]
+    same = (seg[1:] == seg[:-1]) & (seg[1:] != mask_id) & (seg[1:] != slack_id)
+    for k in keep:
+        same &= seg[1:] != k
+    idx = (same.nonzero().flatten() + lo + 1).tolist()
+    row[idx] = slack_id
+    return idx
+
+
+# ----------------------------------------------------------------------------- results
+@dataclass
+class Generation:
+    """Output of `generate`: `tokens` [B, prompt + gen_length] (the raw canvas, left padding kept)
+    and, when recorded, one `Trace` per sequence."""
+
+    tokens: torch.Tensor
+    prompt_length: int
+    traces: list[Trace] = field(default_factory=list)
+    slack_id: int | None = None
+    eos_id: int | None = None
+    unapplied_shifts: list[int] = field(default_factory=list)
+
+    @property
+    def trace(self) -> Trace | None:
+        if not self.traces:
+            return None
+        if len(self.traces) > 1:
+            raise ValueError("Batched generation: use .traces[i] for sequence i")
+        return self.traces[0]
+
+    def response_ids(self, i: int = 0, *, strip_slack: bool = True, stop_at_eos: bool = True) -> list[int]:
+        out = []
+        for t in self.tokens[i, self.prompt_length:].tolist():
+            if stop_at_eos and self.eos_id is not None and t == self.eos_id:
+                break
+            if not (strip_slack and self.slack_id is not None and t == self.slack_id):
+                out.append(t)
+        return out
+
+    def texts(self, tokenizer, **kw) -> list[str]:
+        return [tokenizer.decode(self.response_ids(i, **kw), skip_special_tokens=True) for i in range(len(self.tokens))]
+
+
+# ----------------------------------------------------------------------------- the sampler
+def _config_id(model, name):
+    return getattr(getattr(model, "config", None), name, None)
+
+
+def _check(prompt_ids, attention_mask, steps, gen_length, block_length, temperature, cfg_scale, remasking,
+           mask_id, collapse, max_len, top_k):
+    if prompt_ids.dim() != 2 or prompt_ids.shape[1] == 0:
+        raise ValueError("prompt_ids must be a non-empty [batch, length] tensor of token ids (the prompt is empty)")
+    if mask_id is None:
+        raise ValueError("mask_id is unknown: pass mask_id= or use a model whose config has mask_token_id")
+    if gen_length <= 0 or block_length <= 0 or steps <= 0:
+        raise ValueError("gen_length, block_length and steps must be positive")
+    if gen_length % block_length:
+        raise ValueError(f"gen_length ({gen_length}) must be a multiple of block_length ({block_length})")
+    blocks = gen_length // block_length
+    if steps % blocks:
+        raise ValueError(f"steps ({steps}) must be a multiple of the number of blocks ({blocks} = gen_length / block_length)")
+    if steps > gen_length:
+        raise ValueError(f"steps ({steps}) must not exceed gen_length ({gen_length}): a step commits at least one token")
+    if remasking not in REMASKING:
+        raise ValueError(f"unknown remasking {remasking!r}: choose one of {', '.join(REMASKING)}")
+    if collapse is not None and collapse not in COLLAPSE:
+        raise ValueError(f"unknown collapse {collapse!r}: choose one of {', '.join(COLLAPSE)}")
+    if temperature < 0 or cfg_scale < 0 or top_k < 0:
+        raise ValueError("temperature, cfg_scale and top_k must be >= 0")
+    if max_len is not None and prompt_ids.shape[1] + gen_length > max_len:
+        raise ValueError(
+            f"prompt ({prompt_ids.shape[1]} tokens) + gen_length ({gen_length}) exceeds the model's maximum of "
+            f"{max_len} tokens: shorten the prompt or lower gen_length"
+        )
+    real = prompt_ids if attention_mask is None else prompt_ids.masked_fill(attention_mask == 0, -1)
+    if bool((real == mask_id).any()):
+        raise ValueError("the prompt contains the mask token; remove it (this sampler only fills the response)")
+    if attention_mask is not None:
+        if attention_mask.shape != prompt_ids.shape:
+            raise ValueError("attention_mask must have the shape of prompt_ids")
+        if bool((attention_mask.sum(1) == 0).any()):
+            raise ValueError("a prompt in the batch is empty (its attention_mask is all zeros)")
+    return blocks
+
+
+def stream(model, prompt_ids, **settings) -> "DecodeStream":
+    """Like `generate`, but iterate over it to receive each `Step` as soon as it is computed
+    (for batch size 1; batched streams yield a list of Steps, one per sequence). After the loop,
+    `.result` holds the `Generation` with its traces."""
+    return DecodeStream(model, prompt_ids, settings)
+
+
+class DecodeStream:
+    def __init__(self, model, prompt_ids, settings):
+        self.model, self.prompt_ids, self.settings = model, prompt_ids, settings
+        self.result: Generation | None = None
+
+    def __iter__(self) -> Iterator[Step | list[Step]]:
+        self.result = yield from _decode(self.model, self.prompt_ids, record_trace=True, **self.settings)
+
+
+def generate(model, prompt_ids, **settings) -> Generation:
+    """Decode a response for each prompt. Keyword arguments (all optional but the first two):
+
+    steps=128, gen_length=128, block_length=128: total steps, response length, block length;
+    temperature=0.0 (Gumbel-max in float64), cfg_scale=0.0 (unsupervised classifier-free guidance),
+    remasking: "low_confidence" | "random" | "margin" | "entropy";
+    mask_id, eos_id, eot_id, slack_id: default to the model config's ids;
+    collapse: "slack" | "standard" | None (default: the config's `ctc_collapse` when it has a slack id);
+    attention_mask: [B, Lp] for left-padded batches (1 = real token);
+    logits_eos_inf: never sample EOS; confidence_eos_eot_inf: commit EOS/EoT predictions last;
+    forbid_mask=True: never sample the mask token itself (the reference allows it: pass False for
+    bit-exact parity with it on untrained models);
+    interventions: a list of `Shift` and/or one `RandomShifts`;
+    record_trace=False, top_k=3 (candidates kept per masked position in the trace);
+    callback: called with each Step (or list of Steps when batched) as it is computed.
+    """
+    callback = settings.pop("callback", None)
+    gen = _decode(model, prompt_ids, **settings)
+    while True:
+        try:
+            step = next(gen)
+        except StopIteration as done:
+            return done.value
+        if callback is not None:
+            callback(step)
+
+
+@torch.no_grad()
+def _decode(
+    model,
+    prompt_ids: torch.Tensor,
+    *,
+    steps: int = 128,
+    gen_length: int = 128,
+    block_length: int = 128,
+    temperature: float = 0.0,
+    cfg_scale: float = 0.0,
+    remasking: str = "low_confidence",
+    mask_id: int | None = None,
+    eos_id: int | None = None,
+    eot_id: int | None = None,
+    slack_id: int | None = None,
+    collapse: str | None = None,
+    attention_mask: torch.Tensor | None = None,
+    logits_eos_inf: bool = False,
+    confidence_eos_eot_inf: bool = False,
+    forbid_mask: bool = True,
+    interventions: Sequence = (),
+    record_trace: bool = False,
+    top_k: int = 3,
+):
+    mask_id = _config_id(model, "mask_token_id") if mask_id is None else mask_id
+    eos_id = _config_id(model, "eos_token_id") if eos_id is None else eos_id
+    eot_id = _config_id(model, "eot_token_id") if eot_id is None else eot_id
+    slack_id = _config_id(model, "slack_token_id") if slack_id is None else slack_id
+    if collapse is None and slack_id is not None:
+        collapse = _config_id(model, "ctc_collapse") or "slack"
+    if hasattr(prompt_ids, "keys") and "input_ids" in prompt_ids:  # a tokenizer's BatchEncoding
+        if attention_mask is None and "attention_mask" in prompt_ids:
+            attention_mask = torch.as_tensor(prompt_ids["attention_mask"])
+        prompt_ids = prompt_ids["input_ids"]
+    if isinstance(prompt_ids, (list, tuple)):
+        prompt_ids = torch.tensor([prompt_ids] if prompt_ids and isinstance(prompt_ids[0], int) else prompt_ids)
+    if not isinstance(prompt_ids, torch.Tensor):
+        raise ValueError(f"prompt_ids must be a tensor or a list of token ids, got {type(prompt_ids).__name__}")
+    if prompt_ids.dim() == 1:
+        prompt_ids = prompt_ids[None]
+    if attention_mask is not None and attention_mask.dim() == 1:
+        attention_mask = attention_mask[None]
+    blocks = _check(prompt_ids, attention_mask, steps, gen_length, block_length, temperature, cfg_scale, remasking,
+                    mask_id, collapse, _config_id(model, "max_sequence_length"), top_k)
+    if collapse == "standard" and slack_id is None:
+        raise ValueError("collapse='standard' needs a slack id (slack_id= or config.slack_token_id)")
+
+    device = next(model.parameters()).device
+    B, Lp = prompt_ids.shape
+    x = torch.full((B, Lp + gen_length), mask_id, dtype=torch.long, device=device)
+    x[:, :Lp] = prompt_ids.to(device)
+    if attention_mask is not None:
+        attention_mask = torch.cat([attention_mask.to(device), attention_mask.new_ones(B, gen_length).to(device)], 1)
+        if bool(attention_mask.all()):
+            attention_mask = None  # nothing padded: skip the mask (and its slower attention path)
+    is_prompt = torch.zeros_like(x, dtype=torch.bool)
+    is_prompt[:, :Lp] = True
+    per_block = steps // blocks
+    planner = ShiftPlanner(interventions, B, Lp, gen_length, steps)
+    keep_ids = [i for i in (eos_id, _config_id(model, "pad_token_id")) if i is not None]
+    emit = record_trace
+    traces = []
+    if emit:
+        settings = dict(steps=steps, gen_length=gen_length, block_length=block_length, temperature=temperature,
+                        cfg_scale=cfg_scale, remasking=remasking, logits_eos_inf=logits_eos_inf,
+                        confidence_eos_eot_inf=confidence_eos_eot_inf, forbid_mask=forbid_mask, top_k=top_k,
+                        interventions=[repr(iv) for iv in interventions])
+        for b in range(B):
+            real = prompt_ids[b] if attention_mask is None else prompt_ids[b][attention_mask[b, :Lp].bool().cpu()]
+            traces.append(Trace(prompt=real.tolist(), gen_length=gen_length, steps_total=steps,
+                                block_length=block_length, mask_id=mask_id, settings=settings, eos_id=eos_id,
+                                slack_id=slack_id, collapse=collapse))
+
+    def logits_of(canvas):
+        if cfg_scale > 0:
+            # Unsupervised CFG: a copy with the prompt masked is the "unconditional" model.
+            uncond = canvas.masked_fill(is_prompt, mask_id)
+            both = torch.cat([canvas, uncond])
+            am = None if attention_mask is None else torch.cat([attention_mask, attention_mask])
+            cond, un = model(both, attention_mask=am).logits.chunk(2)
+            return un + (cfg_scale + 1) * (cond - un)
+        return model(canvas, attention_mask=attention_mask).logits
+
+    global_step = 0
+    for blk in range(blocks):
+        hi = Lp + (blk + 1) * block_length
+        schedule = transfer_schedule((x[:, hi - block_length:hi] == mask_id).sum(1), per_block)
+        for s in range(per_block):
+            masked = x == mask_id
+            logits = logits_of(x)
+            if logits_eos_inf and eos_id is not None:
+                logits[:, :, eos_id] = -torch.inf
+            if forbid_mask:
+                # The reference lets a model "commit" the mask token, leaving a hole that may never
+                # be filled; trained models give it ~0 probability, so forbidding it costs nothing.
+                logits[:, :, mask_id] = -torch.inf
+            x0 = gumbel_argmax(logits, temperature)
+            # Only masked positions up to the end of the current block compete for a commit.
+            live = masked.clone()
+            live[:, hi:] = False
+            conf = torch.full(x.shape, -torch.inf, dtype=torch.float64, device=device)
+            if remasking == "random":
+                conf = torch.rand(x.shape, device=device).to(torch.float64)  # same draw as the reference
+                conf = conf.masked_fill(~live, -torch.inf)
+            elif live.any():
+                conf[live] = confidence_scores(logits[live], x0[live], remasking)
+            if confidence_eos_eot_inf:
+                # The reference meant this but wrote it after the argmax into the wrong tensor at
+                # temperature > 0; here EOS/EoT predictions rank last among live positions at any T.
+                lowest = torch.finfo(torch.float64).min
+                for tok in (eos_id, eot_id):
+                    if tok is not None:
+                        conf = torch.where(live & (x0 == tok), lowest, conf)
+            last = s == per_block - 1
+            commits = []
+            for b in range(B):
+                # At the last step of a block everything left up to it is filled (a no-op unless a
+                # shift re-masked a position), so no mask survives its block.
+                k = int(live[b].sum()) if last else min(int(schedule[b, s]), int(live[b].sum()))
+                idx = torch.topk(conf[b], k=k).indices if k > 0 else idx_empty(device)
+                x[b, idx] = x0[b, idx]
+                commits.append(idx)
+            merged = [[] for _ in range(B)]
+            if collapse == "standard":
+                merged = [merge_repeats(x[b], Lp, hi, mask_id, slack_id, keep_ids) for b in range(B)]
+            fresh = [c.tolist() for c in commits]
+            shifts = planner.apply(x, global_step, hi, mask_id, fresh)
+            if emit:
+                step_records = []
+                cand = _candidates(logits, masked, Lp, top_k) if top_k else [[] for _ in range(B)]
+                canvas = x[:, Lp:].tolist()
+                for b in range(B):
+                    order = sorted(range(len(fresh[b])), key=lambda i: fresh[b][i])
+                    pos = [fresh[b][i] for i in order]
+                    st = Step(
+                        index=global_step, block=blk, canvas=canvas[b],
+                        positions=[p - Lp for p in pos],
+                        tokens=[int(x0[b, p]) for p in pos],
+                        confidences=[round(float(conf[b, p]), 6) for p in pos],
+                        candidates=cand[b], merged=[p - Lp for p in merged[b]],
+                        displacements=[Displacement(global_step, s0 - Lp, t0 - Lp, tok) for s0, t0, tok in shifts[b]],
+                    )
+                    traces[b].steps.append(st)
+                    step_records.append(st)
+                yield step_records[0] if B == 1 else step_records
+            global_step += 1
+    return Generation(tokens=x, prompt_length=Lp, traces=traces, slack_id=slack_id, eos_id=eos_id,
+                      unapplied_shifts=list(planner.unapplied))
+
+
+def idx_empty(device):
+    return torch.empty(0, dtype=torch.long, device=device)
+
+
+def _candidates(logits, masked, Lp, k) -> list[list[tuple[int, list[int], list[float]]]]:
+    """Top-k (token, probability) at every response position still masked before the step."""
+    out = []
+    for b in range(logits.shape[0]):
+        pos = masked[b].nonzero().flatten()
+        if len(pos) == 0:
+            out.append([])
+            continue
+        lg = logits[b, pos].float()
+        top = lg.topk(min(k, lg.shape[-1]), dim=-1)
+        probs = (top.values - torch.logsumexp(lg, -1, keepdim=True)).exp()
+        out.append([(p - Lp, ids, [round(v, 5) for v in pr])
+                    for p, ids, pr in zip(pos.tolist(), top.indices.tolist(), probs.tolist())])
+    return out
