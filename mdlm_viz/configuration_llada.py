@@ -24,6 +24,9 @@ _FIXED_OPTIONS = {
     "rope": True,
     "multi_query_attention": None,
     "clip_qkv": None,
+    "layer_norm_with_affine": True,
+    "bias_for_layer_norm": False,
+    "block_group_size": 1,
 }
 
 
@@ -73,11 +76,13 @@ class LLaDAConfig(PreTrainedConfig):
         **kwargs,
     ):
         for name, allowed in _FIXED_OPTIONS.items():
-            if name in kwargs and kwargs[name] != allowed:
+            value = kwargs.pop(name, allowed)
+            if value != allowed:
                 raise ValueError(
-                    f"LLaDAConfig: {name}={kwargs[name]!r} is not supported by this implementation "
+                    f"LLaDAConfig: {name}={value!r} is not supported by this implementation "
                     f"(LLaDA uses {name}={allowed!r}). Use a LLaDA-architecture checkpoint."
                 )
+            setattr(self, name, value)  # saved too, so our config.json reads like the hub's
         # The hub config names remote code; we are the local implementation, so drop it to keep
         # transformers from ever looking for `modeling_llada.py` next to a saved checkpoint.
         kwargs.pop("auto_map", None)

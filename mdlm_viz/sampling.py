@@ -48,18 +48,18 @@ def gumbel_argmax(logits_bld: torch.Tensor, temperature: float) -> torch.Tensor:
 
 
 def confidence_scores(logits_nv: torch.Tensor, x0_n: torch.Tensor, remasking: str) -> torch.Tensor:
-    """Score [N] of candidate x0 at N positions; higher = commit sooner. Float64 like the reference.
+    """Score [N] (float64) of candidate x0 at N positions; higher = commit sooner.
 
-    low_confidence: p(x0); margin: p(top1) - p(top2); entropy: minus the entropy of p."""
-    logp = F.log_softmax(logits_nv.to(torch.float64), dim=-1)
+    low_confidence: p(x0), with the softmax in the logits' own dtype exactly as the reference;
+    margin: p(top1) - p(top2); entropy: minus the entropy of p (both in float32 at least)."""
     if remasking == "low_confidence":
-        # softmax then gather, as the reference (exp of log_softmax could differ in the last bit)
-        return F.softmax(logits_nv.to(torch.float64), dim=-1).gather(-1, x0_n[:, None]).squeeze(-1)
+        return F.softmax(logits_nv, dim=-1).gather(-1, x0_n[:, None]).squeeze(-1).to(torch.float64)
+    logp = F.log_softmax(logits_nv.float() if logits_nv.dtype in (torch.float16, torch.bfloat16) else logits_nv, -1)
     if remasking == "margin":
         top2 = logp.topk(2, dim=-1).values.exp()
-        return top2[:, 0] - top2[:, 1]
+        return (top2[:, 0] - top2[:, 1]).to(torch.float64)
     if remasking == "entropy":
-        return (logp.exp() * logp).nan_to_num().sum(-1)
+        return (logp.exp() * logp).nan_to_num().sum(-1).to(torch.float64)
     raise ValueError(f"no deterministic score for remasking={remasking!r}")
 
 
@@ -324,7 +324,7 @@ def _decode(
             shifts = planner.apply(x, global_step, hi, mask_id, fresh)
             if emit:
                 step_records = []
-                cand = _candidates(logits, masked, Lp, top_k) if top_k else [[] for _ in range(B)]
+                cand = _candidates(logits, live, Lp, top_k) if top_k else [[] for _ in range(B)]
                 canvas = x[:, Lp:].tolist()
                 for b in range(B):
                     order = sorted(range(len(fresh[b])), key=lambda i: fresh[b][i])
@@ -349,11 +349,12 @@ def idx_empty(device):
     return torch.empty(0, dtype=torch.long, device=device)
 
 
-def _candidates(logits, masked, Lp, k) -> list[list[tuple[int, list[int], list[float]]]]:
-    """Top-k (token, probability) at every response position still masked before the step."""
+def _candidates(logits, live, Lp, k) -> list[list[tuple[int, list[int], list[float]]]]:
+    """Top-k (token, probability) at the positions that competed for a commit this step (still
+    masked, up to the end of the current block)."""
     out = []
     for b in range(logits.shape[0]):
-        pos = masked[b].nonzero().flatten()
+        pos = live[b].nonzero().flatten()
         if len(pos) == 0:
             out.append([])
             continue

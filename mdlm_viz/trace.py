@@ -35,7 +35,7 @@ class Step:
     tokens: list[int]  # tokens committed there
     confidences: list[float]  # the remasking score of each commit
     candidates: list[tuple[int, list[int], list[float]]] = field(default_factory=list)
-    # (position, top-k token ids, their probabilities) at positions still masked before the step
+    # (position, top-k token ids, their probabilities) where a commit was possible this step
     merged: list[int] = field(default_factory=list)  # turned into <slack> by the standard collapse
     displacements: list[Displacement] = field(default_factory=list)
 

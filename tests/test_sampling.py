@@ -71,7 +71,8 @@ def test_trace_replays_without_a_model_and_round_trips_json(tiny_model, tmp_path
             assert canvas[p] == tr.mask_id
             canvas[p] = t
         assert canvas == st.canvas
-        masked_before = [p for p, t in enumerate(tr.canvas_at(st.index - 1)) if t == tr.mask_id]
+        hi = (st.block + 1) * tr.block_length
+        masked_before = [p for p, t in enumerate(tr.canvas_at(st.index - 1)[:hi]) if t == tr.mask_id]
         assert [c[0] for c in st.candidates] == masked_before
         assert all(len(c[1]) == 2 and c[2][0] >= c[2][1] for c in st.candidates)
     assert None not in tr.commit_steps()
@@ -128,7 +129,7 @@ def test_confidence_eos_eot_inf_commits_eos_and_eot_last_at_any_temperature():
     eos, eot = cfg.eos_token_id, cfg.eot_token_id
     # positions 5..12 are the response; the most confident predictions are EOS and EoT
     script = [0] * 5 + [eos, eot, 20, 21, eos, 22, 23, eot]
-    strength = [1.0] * 5 + [30, 31, 10, 11, 32, 12, 13, 33]
+    strength = [1.0] * 5 + [8, 9, 3, 4, 10, 5, 6, 11]
     model = ScriptedModel(cfg, script, strength)
     for temperature in (0.0, 0.5):
         torch.manual_seed(0)
