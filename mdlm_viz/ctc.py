@@ -203,8 +203,8 @@ def _slack_forward(lp, tgt, L, U, slack_id):
         tok_lp[:, :, 0] = NEG_INF
         slk_lp[:, 0] = NEG_INF
         V, H = slk_lp, tok_lp
-    K, floor, threshold = _prefix(H), None, NEG_INF
-    if not torch.isfinite(K[:, :, -1]).all():  # some row has an impossible step
+    K, threshold = _prefix(H), NEG_INF
+    if not torch.isfinite(K[:, :, -1]).all():  # some row has an impossible step: floor it
         floor, threshold = _floor(V, H)
         K = _prefix(H, floor)
     alpha = _scan(V, K, _starts(torch.zeros_like(U), torch.zeros_like(U)))
@@ -254,8 +254,12 @@ def _slack_scatter_grad(state, logZ, w, grad, slack_id):
     P_tok, P_slk = _slack_steps(state, logZ)
     B, T, V = grad.shape
     grad[:, :, slack_id] = (_diag_sum(P_slk, T) * w[:, None]).to(grad.dtype)
-    sl = (slice(None), slice(1, None)) if state["by_tok"] else (slice(None), slice(None), slice(1, None))
-    idx = state["t"][sl[1:]] * V + state["tok"][sl]  # [B, n1, n2] flat (t, id) of each token step
+    t, tok = state["t"], state["tok"]
+    if state["by_tok"]:  # token steps enter rows 1.., like P_tok
+        t, tok = t[1:], tok[:, 1:]
+    else:  # token steps enter cols 1..
+        t, tok = t[:, 1:], tok[:, :, 1:]
+    idx = t * V + tok  # [B, n1, n2] flat (position, token id) of each token step
     # repeated target tokens hit the same (t, id): scatter_add sums them
     grad.view(B, -1).scatter_add_(1, idx.reshape(B, -1), (P_tok * w[:, None, None]).to(grad.dtype).reshape(B, -1))
 
@@ -306,13 +310,15 @@ def _lattice_forward(lp, tgt, L, U, slack_id, collapse):
     stay, skip = _lattice_masks(labels, collapse)
     em = lp[torch.arange(B, device=lp.device)[:, None, None], torch.arange(T, device=lp.device)[None, :, None],
             labels[:, None, :]].double()  # [B, T, S]
-    alpha = torch.empty_like(em)
-    a = torch.full_like(em[:, 0], NEG_INF)
-    a[:, :2] = em[:, 0, :2]  # start in the first slack or on the first token
-    alpha[:, 0] = a
+    S = em.shape[2]
+    # two -inf columns in front make the s-1 and s-2 predecessors plain slices
+    alpha = em.new_full((B, T, S + 2), NEG_INF)
+    alpha[:, 0, 2:4] = em[:, 0, :2]  # start in the first slack or on the first token
     for t in range(1, T):
-        a = torch.logaddexp(torch.logaddexp(a + stay, _shift(a, 1)), _shift(a, 2) + skip) + em[:, t]
-        alpha[:, t] = a
+        p = alpha[:, t - 1]
+        a = torch.logaddexp(p[:, 2:] + stay, p[:, 1:-1])
+        torch.add(torch.logaddexp(a, p[:, :-2] + skip), em[:, t], out=alpha[:, t, 2:])
+    alpha = alpha[:, :, 2:]
     # end in the last slack or on the last token
     ar = torch.arange(B, device=lp.device)
     a_end = alpha[ar, (L - 1).clamp(min=0)]
@@ -323,19 +329,26 @@ def _lattice_forward(lp, tgt, L, U, slack_id, collapse):
 
 
 def _lattice_occupancy(state, logZ):
+    """post_slack [B, T] (all slack states), post_tok [B, T, Umax] (float64)."""
     em, alpha, stay, skip, U, L, T = (state[k] for k in ("em", "alpha", "stay", "skip", "U", "L", "T"))
     B, _, S = em.shape
     s = torch.arange(S, device=em.device)
     end = torch.zeros(B, S, dtype=em.dtype, device=em.device).masked_fill_(
         (s[None, :] != 2 * U[:, None]) & ((s[None, :] != 2 * U[:, None] - 1) | (U[:, None] == 0)), NEG_INF)
+    skip_up = _shift(skip, -2)  # skip into s+2, seen from s
+    ends = {}
+    for b, last in enumerate((L - 1).tolist()):
+        ends.setdefault(last, []).append(b)
     # beta[t, s]: log-weight of emitting t+1..L-1 given state s at t (emission at t excluded)
     beta = torch.empty_like(em)
-    b = torch.full_like(end, NEG_INF)
+    w = em.new_full((B, S + 2), NEG_INF)  # beta[t+1] + em[t+1], two -inf columns behind
+    b = em.new_full((B, S), NEG_INF)
     for t in range(T - 1, -1, -1):
         if t < T - 1:
-            w = beta[:, t + 1] + em[:, t + 1]
-            b = torch.logaddexp(torch.logaddexp(w + stay, _shift(w, -1)), _shift(w + skip, -2))
-        b = torch.where((L - 1 == t)[:, None], end, b)
+            torch.add(beta[:, t + 1], em[:, t + 1], out=w[:, :S])
+            b = torch.logaddexp(torch.logaddexp(w[:, :S] + stay, w[:, 1:-1]), w[:, 2:] + skip_up)
+        if t in ends:  # samples whose input ends here start their backward pass
+            b[ends[t]] = end[ends[t]]
         beta[:, t] = b
     gamma = (alpha + beta - logZ[:, None, None]).exp_()
     gamma.masked_fill_(torch.arange(T, device=em.device)[None, :, None] >= L[:, None, None], 0.0)
@@ -472,11 +485,10 @@ def _viterbi(em: torch.Tensor, stay: torch.Tensor, skip: torch.Tensor, U: int) -
     ends = [2 * U] + ([2 * U - 1] if U else [])
     s = max(ends, key=lambda e: float(delta[e]))
     score = float(delta[s])
-    back = back.tolist()
     states = [0] * T
     for t in range(T - 1, -1, -1):
         states[t] = s
-        s -= back[t][s]
+        s -= int(back[t, s])
     return [(st + 1) // 2 if st % 2 else 0 for st in states], score
 
 

@@ -20,11 +20,11 @@ from typing import Callable, Iterator, Sequence
 import torch
 import torch.nn.functional as F
 
+from .ctc import COLLAPSE_MAPS
 from .interventions import ShiftPlanner
 from .trace import Displacement, Step, Trace
 
 REMASKING = ("low_confidence", "random", "margin", "entropy")
-COLLAPSE = ("slack", "standard")
 
 
 # ----------------------------------------------------------------------------- pure pieces
@@ -132,8 +132,8 @@ def _check(prompt_ids, attention_mask, steps, gen_length, block_length, temperat
         raise ValueError(f"steps ({steps}) must not exceed gen_length ({gen_length}): a step commits at least one token")
     if remasking not in REMASKING:
         raise ValueError(f"unknown remasking {remasking!r}: choose one of {', '.join(REMASKING)}")
-    if collapse is not None and collapse not in COLLAPSE:
-        raise ValueError(f"unknown collapse {collapse!r}: choose one of {', '.join(COLLAPSE)}")
+    if collapse is not None and collapse not in COLLAPSE_MAPS:
+        raise ValueError(f"unknown collapse {collapse!r}: choose one of {', '.join(COLLAPSE_MAPS)}")
     if temperature < 0 or cfg_scale < 0 or top_k < 0:
         raise ValueError("temperature, cfg_scale and top_k must be >= 0")
     if max_len is not None and prompt_ids.shape[1] + gen_length > max_len:
