@@ -1,0 +1,1 @@
+"""Training small LLaDA-architecture models: corpus, tokenizer, masked-diffusion pre-training and SFT."""
