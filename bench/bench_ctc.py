@@ -176,4 +176,4 @@ if __name__ == "__main__":
     t0 = time.perf_counter()
     results = [bench_speed(), bench_memory()]
     print(f"overall: {verdict(all(results))}  ({time.perf_counter() - t0:.0f} s)")
-    sys.exit(0)
+    sys.exit(0 if all(results) else 1)

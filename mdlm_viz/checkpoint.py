@@ -21,6 +21,10 @@ from .modeling_llada import LLaDAModelLM
 # What a checkpoint directory may hold that we read; code files are deliberately absent.
 _ALLOW = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.md"]
 GENERATION_FILE = "generation_config.json"
+# The keys of generation_config.json that are sampler defaults; HF's own keys there are ignored.
+SAMPLER_KEYS = ("steps", "gen_length", "block_length", "temperature", "cfg_scale", "remasking",
+                "logits_eos_inf", "confidence_eos_eot_inf")
+_DTYPES = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32", "float": "float32"}
 
 
 @dataclass
@@ -66,6 +70,7 @@ def resolve_checkpoint_dir(path_or_repo: str | os.PathLike, revision: str | None
         raise FileNotFoundError(
             f"Checkpoint {name!r} is neither a directory nor a hub repo id of the form 'owner/name'."
         )
+    where = f"There is no local directory {name!r} either; " if "/" in name else ""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
@@ -73,7 +78,7 @@ def resolve_checkpoint_dir(path_or_repo: str | os.PathLike, revision: str | None
         return Path(snapshot_download(name, revision=revision, allow_patterns=_ALLOW))
     except LocalEntryNotFoundError as err:
         raise FileNotFoundError(
-            f"Checkpoint {name!r} is not in the local Hugging Face cache and the hub cannot be reached "
+            f"{where}Checkpoint {name!r} is not in the local Hugging Face cache and the hub cannot be reached "
             f"(offline, or HF_HUB_OFFLINE=1). Download it on a connected machine with "
             f"`hf download {name}` (then copy the cache), or pass a local directory."
         ) from err
@@ -102,7 +107,10 @@ def load_checkpoint(
     directory = resolve_checkpoint_dir(path_or_repo, revision)
     device = torch.device(device or _default_device())
     if isinstance(dtype, str):
-        dtype = getattr(torch, dtype)
+        name = _DTYPES.get(dtype, dtype)
+        if name not in ("bfloat16", "float16", "float32", "float64"):
+            raise ValueError(f"dtype {dtype!r}: use bfloat16/bf16, float16/fp16 or float32/fp32")
+        dtype = getattr(torch, name)
     dtype = dtype or (torch.bfloat16 if device.type == "cuda" else torch.float32)
 
     adapter = (directory / "adapter_config.json").is_file()
@@ -150,7 +158,7 @@ def load_checkpoint(
         slack_id=getattr(config, "slack_token_id", None),
         objective=getattr(config, "training_objective", None),
         collapse=getattr(config, "ctc_collapse", None),
-        defaults=_read_json(directory / GENERATION_FILE),
+        defaults={k: v for k, v in _read_json(directory / GENERATION_FILE).items() if k in SAMPLER_KEYS},
     )
     if facts.slack_id is not None and facts.collapse is None:
         facts.collapse = "slack"

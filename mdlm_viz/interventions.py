@@ -66,7 +66,8 @@ def shift_token(row: torch.Tensor, source: int, direction: int, mask_id: int) ->
 class ShiftPlanner:
     """Decides, step by step, which shifts to apply to each sequence of a decode."""
 
-    def __init__(self, interventions, batch_size: int, prompt_length: int, gen_length: int, total_steps: int):
+    def __init__(self, interventions, batch_size: int, prompt_length: int, gen_length: int, total_steps: int,
+                 steps_per_block: int | None = None):
         self.response_start = prompt_length  # canvas index of response position 0
         self.explicit: dict[int, list[Shift]] = {}
         self.random: RandomShifts | None = None
@@ -91,14 +92,19 @@ class ShiftPlanner:
         # Per sequence: how many random shifts are due at each step.
         self.due: list[dict[int, int]] = [{} for _ in range(batch_size)]
         self.gen = None
-        if self.random is not None and self.random.strength > 0 and total_steps > 1:
+        self.unapplied = [0] * batch_size  # random shifts that found no eligible token
+        per_block = steps_per_block or total_steps
+        # After the last step of a block the block is full: no masked neighbour is left to move into.
+        eligible = [s for s in range(total_steps) if s % per_block != per_block - 1]
+        if self.random is not None and self.random.strength > 0 and eligible:
             self.gen = torch.Generator().manual_seed(self.random.seed)
             for b in range(batch_size):
                 expected = self.random.strength * gen_length
                 n = math.floor(expected) + int(torch.rand((), generator=self.gen) < expected - math.floor(expected))
-                for s in torch.randint(0, total_steps - 1, (n,), generator=self.gen).tolist():
-                    self.due[b][s] = self.due[b].get(s, 0) + 1
-        self.unapplied = [0] * batch_size  # random shifts that found no eligible token
+                for i in torch.randint(0, len(eligible), (n,), generator=self.gen).tolist():
+                    self.due[b][eligible[i]] = self.due[b].get(eligible[i], 0) + 1
+        elif self.random is not None and self.random.strength > 0:  # one step per block: no room to shift
+            self.unapplied = [round(self.random.strength * gen_length)] * batch_size
 
     def apply(self, x: torch.Tensor, step: int, hi: int, mask_id: int,
               fresh: list[list[int]]) -> list[list[tuple[int, int, int]]]:

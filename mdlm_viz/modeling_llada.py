@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, PreTrainedModel
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, PreTrainedModel
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import MaskedLMOutput
 
@@ -34,10 +34,12 @@ class RMSNorm(nn.Module):
         return self.weight * x32.to(x.dtype)
 
 
-def rotary_tables(seq_len: int, head_dim: int, theta: float, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """sin, cos tables [seq_len, head_dim] in float32, frequencies concatenated twice."""
-    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, device=device, dtype=torch.float32) / head_dim))
-    freqs = torch.outer(torch.arange(seq_len, device=device, dtype=torch.float32), inv_freq)
+def rotary_tables(seq_len: int, head_dim: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """sin, cos tables [seq_len, head_dim] in float32, frequencies concatenated twice.
+
+    Computed on the CPU like the reference, so the tables are bit-identical on every device."""
+    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
+    freqs = torch.outer(torch.arange(seq_len, dtype=torch.float32), inv_freq)
     angles = torch.cat([freqs, freqs], dim=-1)
     return angles.sin(), angles.cos()
 
@@ -70,6 +72,7 @@ class LLaDABlock(GradientCheckpointingLayer):
         self.ff_proj = nn.Linear(d, config.mlp_hidden_size, bias=False)
         self.up_proj = nn.Linear(d, config.mlp_hidden_size, bias=False)
         self.ff_out = nn.Linear(config.mlp_hidden_size, d, bias=False)
+        self.dropout = nn.Dropout(config.residual_dropout)  # on each branch before the residual add
 
     def attention(self, h: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], key_mask) -> torch.Tensor:
         cfg = self.config
@@ -90,9 +93,9 @@ class LLaDABlock(GradientCheckpointingLayer):
         return self.attn_out(out.transpose(1, 2).reshape(B, L, cfg.d_model))
 
     def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], key_mask=None) -> torch.Tensor:
-        x = x + self.attention(self.attn_norm(x), rope, key_mask)
+        x = x + self.dropout(self.attention(self.attn_norm(x), rope, key_mask))
         h = self.ff_norm(x)
-        return x + self.ff_out(F.silu(self.ff_proj(h)) * self.up_proj(h))
+        return x + self.dropout(self.ff_out(F.silu(self.ff_proj(h)) * self.up_proj(h)))
 
 
 class LLaDAModel(nn.Module):
@@ -109,16 +112,25 @@ class LLaDAModel(nn.Module):
         if not config.weight_tying:
             modules["ff_out"] = nn.Linear(config.d_model, config.embedding_size, bias=False)
         self.transformer = nn.ModuleDict(modules)
+        self.emb_drop = nn.Dropout(config.embedding_dropout)
+        self._rope: dict = {}  # device -> (sin, cos) for max_sequence_length positions; not saved
+
+    def rope(self, seq_len: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+        if device not in self._rope:
+            sin, cos = rotary_tables(self.config.max_sequence_length, self.config.head_dim, self.config.rope_theta)
+            self._rope[device] = (sin.to(device), cos.to(device))
+        sin, cos = self._rope[device]
+        return sin[:seq_len], cos[:seq_len]
 
     def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, output_hidden_states=False):
-        x = self.transformer.wte(input_ids) if inputs_embeds is None else inputs_embeds
+        x = self.emb_drop(self.transformer.wte(input_ids) if inputs_embeds is None else inputs_embeds)
         B, L, _ = x.shape
         if L > self.config.max_sequence_length:
             raise ValueError(
                 f"Sequence of {L} tokens exceeds max_sequence_length={self.config.max_sequence_length}; "
                 "shorten the prompt or the generation length."
             )
-        rope = rotary_tables(L, self.config.head_dim, self.config.rope_theta, x.device)
+        rope = self.rope(L, x.device)
         # Padding mask on keys only: a padded position never informs a real one. Rows need no mask.
         key_mask = None
         if attention_mask is not None and not bool(attention_mask.all()):
@@ -191,6 +203,10 @@ class LLaDAModelLM(LLaDAPreTrainedModel):
     ) -> MaskedLMOutput:
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of input_ids or inputs_embeds.")
+        unknown = {k for k, v in kwargs.items() if v not in (None, False)} - {"use_cache", "output_attentions"}
+        if unknown:
+            # A diffusion LM has no causal-LM loss: silently ignoring `labels` would train nothing.
+            raise ValueError(f"LLaDAModelLM.forward got unsupported arguments {sorted(unknown)}; losses live in train/")
         logits, hidden = self.model(input_ids, attention_mask, inputs_embeds, output_hidden_states)
         if not return_dict:
             return (logits,) if hidden is None else (logits, hidden)
@@ -200,3 +216,5 @@ class LLaDAModelLM(LLaDAPreTrainedModel):
 AutoConfig.register("llada", LLaDAConfig, exist_ok=True)
 AutoModel.register(LLaDAConfig, LLaDAModelLM, exist_ok=True)
 AutoModelForMaskedLM.register(LLaDAConfig, LLaDAModelLM, exist_ok=True)
+# The hub's auto_map names AutoModelForCausalLM; keep that habit working (LLaDA is not causal).
+AutoModelForCausalLM.register(LLaDAConfig, LLaDAModelLM, exist_ok=True)

@@ -63,17 +63,18 @@ def confidence_scores(logits_nv: torch.Tensor, x0_n: torch.Tensor, remasking: st
     raise ValueError(f"no deterministic score for remasking={remasking!r}")
 
 
-def merge_repeats(row: torch.Tensor, lo: int, hi: int, mask_id: int, slack_id: int, keep: Sequence[int]) -> list[int]:
-    """Standard-collapse decoding (paper v1): a committed token equal to its committed left
-    neighbour becomes <slack>, comparing against the values before this pass so a run of n equal
-    tokens keeps only its first. Padding/EOS ids in `keep` never merge. Returns changed positions."""
-    seg = row[lo:hi]
-    same = (seg[1:] == seg[:-1]) & (seg[1:] != mask_id) & (seg[1:] != slack_id)
+def repeat_mask(raw: torch.Tensor, mask_id: int, slack_id: int, keep: Sequence[int]) -> torch.Tensor:
+    """Standard-collapse decoding (paper v1) on the raw committed tokens [..., L]: True where a
+    committed token equals its committed left neighbour, i.e. where it must show as <slack>.
+
+    Computed on the raw tokens, not on the canvas, so the result is the same whatever order the
+    positions were committed in (a run of n equal tokens keeps only its first). Ids in `keep`
+    (EOS/padding) never merge."""
+    same = torch.zeros_like(raw, dtype=torch.bool)
+    same[..., 1:] = (raw[..., 1:] == raw[..., :-1]) & (raw[..., 1:] != mask_id) & (raw[..., 1:] != slack_id)
     for k in keep:
-        same &= seg[1:] != k
-    idx = (same.nonzero().flatten() + lo + 1).tolist()
-    row[idx] = slack_id
-    return idx
+        same &= raw != k
+    return same
 
 
 # ----------------------------------------------------------------------------- results
@@ -87,7 +88,8 @@ class Generation:
     traces: list[Trace] = field(default_factory=list)
     slack_id: int | None = None
     eos_id: int | None = None
-    unapplied_shifts: list[int] = field(default_factory=list)
+    displacements: list[list[Displacement]] = field(default_factory=list)  # per sequence, always kept
+    unapplied_shifts: list[int] = field(default_factory=list)  # random shifts that found no token
 
     @property
     def trace(self) -> Trace | None:
@@ -116,7 +118,7 @@ def _config_id(model, name):
 
 
 def _check(prompt_ids, attention_mask, steps, gen_length, block_length, temperature, cfg_scale, remasking,
-           mask_id, collapse, max_len, top_k):
+           mask_id, collapse, max_len, top_k, vocab):
     if prompt_ids.dim() != 2 or prompt_ids.shape[1] == 0:
         raise ValueError("prompt_ids must be a non-empty [batch, length] tensor of token ids (the prompt is empty)")
     if mask_id is None:
@@ -134,8 +136,8 @@ def _check(prompt_ids, attention_mask, steps, gen_length, block_length, temperat
         raise ValueError(f"unknown remasking {remasking!r}: choose one of {', '.join(REMASKING)}")
     if collapse is not None and collapse not in COLLAPSE_MAPS:
         raise ValueError(f"unknown collapse {collapse!r}: choose one of {', '.join(COLLAPSE_MAPS)}")
-    if temperature < 0 or cfg_scale < 0 or top_k < 0:
-        raise ValueError("temperature, cfg_scale and top_k must be >= 0")
+    if not (temperature >= 0 and cfg_scale >= 0 and top_k >= 0):  # also refuses NaN
+        raise ValueError("temperature, cfg_scale and top_k must be numbers >= 0")
     if max_len is not None and prompt_ids.shape[1] + gen_length > max_len:
         raise ValueError(
             f"prompt ({prompt_ids.shape[1]} tokens) + gen_length ({gen_length}) exceeds the model's maximum of "
@@ -149,6 +151,13 @@ def _check(prompt_ids, attention_mask, steps, gen_length, block_length, temperat
             raise ValueError("attention_mask must have the shape of prompt_ids")
         if bool((attention_mask.sum(1) == 0).any()):
             raise ValueError("a prompt in the batch is empty (its attention_mask is all zeros)")
+        if bool((attention_mask[:, 1:] < attention_mask[:, :-1]).any()):
+            raise ValueError("pad prompts on the left (tokenizer.padding_side = 'left'): the response follows the prompt")
+    outside = (prompt_ids < 0) | (prompt_ids >= (vocab if vocab is not None else 2**62))
+    if attention_mask is not None:
+        outside &= attention_mask != 0
+    if bool(outside.any()):
+        raise ValueError(f"prompt ids must lie in [0, {vocab}): the tokenizer does not match the model")
     return blocks
 
 
@@ -165,7 +174,8 @@ class DecodeStream:
         self.result: Generation | None = None
 
     def __iter__(self) -> Iterator[Step | list[Step]]:
-        self.result = yield from _decode(self.model, self.prompt_ids, record_trace=True, **self.settings)
+        settings = {k: v for k, v in self.settings.items() if k != "record_trace"}
+        self.result = yield from _decode(self.model, self.prompt_ids, record_trace=True, **settings)
 
 
 def generate(model, prompt_ids, **settings) -> Generation:
@@ -185,6 +195,8 @@ def generate(model, prompt_ids, **settings) -> Generation:
     callback: called with each Step (or list of Steps when batched) as it is computed.
     """
     callback = settings.pop("callback", None)
+    if callback is not None:
+        settings["record_trace"] = True  # the callback receives the trace's Steps
     gen = _decode(model, prompt_ids, **settings)
     while True:
         try:
@@ -215,9 +227,9 @@ def _decode(
     logits_eos_inf: bool = False,
     confidence_eos_eot_inf: bool = False,
     forbid_mask: bool = True,
-    interventions: Sequence = (),
+    interventions: Sequence | None = (),
     record_trace: bool = False,
-    top_k: int = 3,
+    top_k: int | None = 3,
 ):
     mask_id = _config_id(model, "mask_token_id") if mask_id is None else mask_id
     eos_id = _config_id(model, "eos_token_id") if eos_id is None else eos_id
@@ -235,10 +247,15 @@ def _decode(
         raise ValueError(f"prompt_ids must be a tensor or a list of token ids, got {type(prompt_ids).__name__}")
     if prompt_ids.dim() == 1:
         prompt_ids = prompt_ids[None]
-    if attention_mask is not None and attention_mask.dim() == 1:
-        attention_mask = attention_mask[None]
+    if attention_mask is not None:
+        attention_mask = torch.as_tensor(attention_mask)
+        if attention_mask.dim() == 1:
+            attention_mask = attention_mask[None]
+    interventions = list(interventions or ())
+    top_k = top_k or 0
     blocks = _check(prompt_ids, attention_mask, steps, gen_length, block_length, temperature, cfg_scale, remasking,
-                    mask_id, collapse, _config_id(model, "max_sequence_length"), top_k)
+                    mask_id, collapse, _config_id(model, "max_sequence_length"), top_k,
+                    _config_id(model, "embedding_size") or _config_id(model, "vocab_size"))
     if collapse == "standard" and slack_id is None:
         raise ValueError("collapse='standard' needs a slack id (slack_id= or config.slack_token_id)")
 
@@ -251,11 +268,13 @@ def _decode(
         if bool(attention_mask.all()):
             attention_mask = None  # nothing padded: skip the mask (and its slower attention path)
     is_prompt = torch.zeros_like(x, dtype=torch.bool)
-    is_prompt[:, :Lp] = True
+    is_prompt[:, :Lp] = True  # padding included: it is never decoded
+    raw = x.clone()  # the tokens as committed; differs from x only where standard collapse shows <slack>
     per_block = steps // blocks
-    planner = ShiftPlanner(interventions, B, Lp, gen_length, steps)
+    planner = ShiftPlanner(interventions, B, Lp, gen_length, steps, per_block)
     keep_ids = [i for i in (eos_id, _config_id(model, "pad_token_id")) if i is not None]
     emit = record_trace
+    displacements: list[list[Displacement]] = [[] for _ in range(B)]
     traces = []
     if emit:
         settings = dict(steps=steps, gen_length=gen_length, block_length=block_length, temperature=temperature,
@@ -292,36 +311,43 @@ def _decode(
                 # be filled; trained models give it ~0 probability, so forbidding it costs nothing.
                 logits[:, :, mask_id] = -torch.inf
             x0 = gumbel_argmax(logits, temperature)
-            # Only masked positions up to the end of the current block compete for a commit.
-            live = masked.clone()
+            # Only masked response positions up to the end of the current block compete.
+            live = masked & ~is_prompt
             live[:, hi:] = False
             conf = torch.full(x.shape, -torch.inf, dtype=torch.float64, device=device)
             if remasking == "random":
                 conf = torch.rand(x.shape, device=device).to(torch.float64)  # same draw as the reference
                 conf = conf.masked_fill(~live, -torch.inf)
             elif live.any():
-                conf[live] = confidence_scores(logits[live], x0[live], remasking)
-            if confidence_eos_eot_inf:
-                # The reference meant this but wrote it after the argmax into the wrong tensor at
-                # temperature > 0; here EOS/EoT predictions rank last among live positions at any T.
-                lowest = torch.finfo(torch.float64).min
+                lg = logits[live]
+                if confidence_eos_eot_inf and remasking == "low_confidence":
+                    # What the reference does at temperature 0 (and means to do at any T): score
+                    # with EOS/EoT removed from the distribution, so their predictions get p = 0.
+                    lg[:, [t for t in (eos_id, eot_id) if t is not None]] = -torch.inf
+                conf[live] = confidence_scores(lg, x0[live], remasking)
+            if confidence_eos_eot_inf and remasking != "low_confidence":
+                lowest = torch.finfo(torch.float64).min  # rank EOS/EoT predictions last
                 for tok in (eos_id, eot_id):
                     if tok is not None:
                         conf = torch.where(live & (x0 == tok), lowest, conf)
-            last = s == per_block - 1
             commits = []
             for b in range(B):
-                # At the last step of a block everything left up to it is filled (a no-op unless a
-                # shift re-masked a position), so no mask survives its block.
-                k = int(live[b].sum()) if last else min(int(schedule[b, s]), int(live[b].sum()))
+                k = min(int(schedule[b, s]), int(live[b].sum()))
                 idx = torch.topk(conf[b], k=k).indices if k > 0 else idx_empty(device)
-                x[b, idx] = x0[b, idx]
+                x[b, idx] = raw[b, idx] = x0[b, idx]
                 commits.append(idx)
-            merged = [[] for _ in range(B)]
-            if collapse == "standard":
-                merged = [merge_repeats(x[b], Lp, hi, mask_id, slack_id, keep_ids) for b in range(B)]
             fresh = [c.tolist() for c in commits]
             shifts = planner.apply(x, global_step, hi, mask_id, fresh)
+            for b, moved in enumerate(shifts):
+                for src, dst, tok in moved:
+                    raw[b, dst], raw[b, src] = raw[b, src], mask_id
+                    displacements[b].append(Displacement(global_step, src - Lp, dst - Lp, tok))
+            merged = [[] for _ in range(B)]
+            if collapse == "standard":
+                shown = torch.where(repeat_mask(raw[:, Lp:], mask_id, slack_id, keep_ids), slack_id, raw[:, Lp:])
+                newly = (shown == slack_id) & (x[:, Lp:] != slack_id)
+                merged = [(newly[b].nonzero().flatten() + Lp).tolist() for b in range(B)]
+                x[:, Lp:] = shown
             if emit:
                 step_records = []
                 cand = _candidates(logits, live, Lp, top_k) if top_k else [[] for _ in range(B)]
@@ -335,14 +361,14 @@ def _decode(
                         tokens=[int(x0[b, p]) for p in pos],
                         confidences=[round(float(conf[b, p]), 6) for p in pos],
                         candidates=cand[b], merged=[p - Lp for p in merged[b]],
-                        displacements=[Displacement(global_step, s0 - Lp, t0 - Lp, tok) for s0, t0, tok in shifts[b]],
+                        displacements=[d for d in displacements[b] if d.step == global_step],
                     )
                     traces[b].steps.append(st)
                     step_records.append(st)
                 yield step_records[0] if B == 1 else step_records
             global_step += 1
     return Generation(tokens=x, prompt_length=Lp, traces=traces, slack_id=slack_id, eos_id=eos_id,
-                      unapplied_shifts=list(planner.unapplied))
+                      displacements=displacements, unapplied_shifts=list(planner.unapplied))
 
 
 def idx_empty(device):

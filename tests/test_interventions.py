@@ -66,7 +66,8 @@ def test_random_shifts_are_deterministic_counted_and_logged(tiny_model):
     a, b = runs
     assert torch.equal(a.tokens, b.tokens) and a.trace.displacements == b.trace.displacements
     assert len(a.trace.displacements) + a.unapplied_shifts[0] == 8  # 0.25 * 32 tokens
-    assert len(a.trace.displacements) >= 6
+    assert len(a.trace.displacements) >= 7
+    assert a.displacements[0] == a.trace.displacements  # kept on the Generation, trace or not
     for d in a.trace.displacements:
         assert d.target == d.source + 1
     assert a.trace.mask_id not in a.trace.final
@@ -92,3 +93,45 @@ def test_batched_random_shifts_plan_each_sequence(tiny_model):
     for tr in g.traces:
         assert tr.displacements and tr.mask_id not in tr.final
         assert {d.target - d.source for d in tr.displacements} <= {1, -1}
+
+
+def test_paired_runs_consume_the_same_global_random_numbers(tiny_model):
+    states = []
+    for iv in ([], [mv.RandomShifts(0.2, seed=3)]):
+        torch.manual_seed(0)
+        g = mv.generate(tiny_model, PROMPT, temperature=0.9, remasking="random", interventions=iv, **KW)
+        states.append(torch.get_rng_state())
+    assert torch.equal(states[0], states[1])
+    assert g.displacements[0]
+
+
+def test_random_shifts_reach_the_requested_strength_with_blocks(tiny_model):
+    g = mv.generate(tiny_model, PROMPT, interventions=[mv.RandomShifts(0.25, seed=2)],
+                    steps=16, gen_length=32, block_length=8)
+    assert len(g.displacements[0]) == 8 and g.unapplied_shifts == [0]
+    one_step_blocks = mv.generate(tiny_model, PROMPT, interventions=[mv.RandomShifts(0.25, seed=2)],
+                                  steps=4, gen_length=32, block_length=8)
+    assert one_step_blocks.displacements == [[]] and one_step_blocks.unapplied_shifts == [8]
+
+
+def test_trace_replay_is_consistent_with_shifts_and_merges():
+    """Replaying commits, merges and displacements step by step reproduces each recorded canvas."""
+    from tests.test_sampling import ScriptedModel
+    cfg = mv.LLaDAConfig.small(vocab_size=60, slack_token_id=40)
+    cfg.ctc_collapse = "standard"
+    script = [0] * 5 + [50, 50, 51, 52, 52, 53, 54, 54]
+    model = ScriptedModel(cfg, script, [1.0] * 5 + [3, 9, 2, 8, 4, 7, 5, 6])
+    g = mv.generate(model, PROMPT, steps=8, gen_length=8, block_length=8, record_trace=True,
+                    interventions=[mv.Shift(1, 1, -1)])
+    tr = g.trace
+    assert tr.displacements
+    for st in tr.steps:
+        prev = tr.canvas_at(st.index - 1)
+        for p, t in zip(st.positions, st.tokens):
+            prev[p] = t
+        for d in st.displacements:
+            prev[d.target], prev[d.source] = prev[d.source], tr.mask_id
+        for p in st.merged:
+            prev[p] = tr.slack_id
+        assert st.canvas == prev
+    assert tr.mask_id not in tr.final

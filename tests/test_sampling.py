@@ -8,7 +8,8 @@ from torch import nn
 from transformers.modeling_outputs import MaskedLMOutput
 
 import mdlm_viz as mv
-from mdlm_viz.sampling import confidence_scores, merge_repeats, transfer_schedule
+from mdlm_viz import ctc
+from mdlm_viz.sampling import confidence_scores, repeat_mask, transfer_schedule
 
 PROMPT = torch.tensor([[10, 11, 12, 13, 14]])
 
@@ -171,10 +172,22 @@ def test_slack_collapse_never_merges():
     assert all(not s.merged for s in g.trace.steps)
 
 
-def test_merge_repeats_compares_against_values_before_the_pass():
-    row = torch.tensor([5, 5, 5, 9, 1, 1, 7, 7])
-    changed = merge_repeats(row, 0, 8, mask_id=9, slack_id=8, keep=[1])
-    assert row.tolist() == [5, 8, 8, 9, 1, 1, 7, 8] and changed == [1, 2, 7]
+def test_repeat_mask_marks_every_later_member_of_a_run():
+    raw = torch.tensor([5, 5, 5, 9, 1, 1, 7, 7])
+    same = repeat_mask(raw, mask_id=9, slack_id=8, keep=[1])
+    assert same.nonzero().flatten().tolist() == [1, 2, 7]
+
+
+def test_standard_collapse_does_not_depend_on_commit_order():
+    """All positions predict the same token: whatever the order, the canvas collapses like the
+    raw committed tokens do under ctc.collapse(standard)."""
+    cfg = mv.LLaDAConfig.small(vocab_size=60, slack_token_id=40)
+    cfg.ctc_collapse = "standard"
+    model = ScriptedModel(cfg, [0] * 5 + [50] * 8, [1.0] * 5 + [3, 9, 2, 8, 4, 7, 5, 6])
+    g = mv.generate(model, PROMPT, steps=8, gen_length=8, block_length=8, record_trace=True)
+    raw = [t for st in g.trace.steps for t in st.tokens]
+    assert g.trace.final == [50] + [40] * 7
+    assert g.response_ids(0) == ctc.collapse(raw, 40, "standard") == [50]
 
 
 @pytest.mark.parametrize(
@@ -192,6 +205,36 @@ def test_merge_repeats_compares_against_values_before_the_pass():
 def test_bad_arguments_say_what_to_change(tiny_model, kw, message):
     with pytest.raises(ValueError, match=message):
         mv.generate(tiny_model, PROMPT, **kw)
+
+
+def test_callback_alone_receives_every_step(tiny_model):
+    seen = []
+    mv.generate(tiny_model, PROMPT, steps=8, gen_length=16, block_length=8, callback=seen.append)
+    assert [s.index for s in seen] == list(range(8))
+
+
+def test_stream_accepts_record_trace_and_none_interventions(tiny_model):
+    s = mv.stream(tiny_model, PROMPT, steps=4, gen_length=8, block_length=8, record_trace=True, interventions=None)
+    assert len(list(s)) == 4 and s.result.trace is not None
+
+
+def test_padding_is_never_decoded_even_when_pad_is_the_mask_id(tiny_model):
+    mask_id = tiny_model.config.mask_token_id
+    batch = torch.tensor([[20, 21, 22, 23], [mask_id, mask_id, 30, 31]])
+    am = torch.tensor([[1, 1, 1, 1], [0, 0, 1, 1]])
+    g = mv.generate(tiny_model, batch, attention_mask=am, steps=4, gen_length=8, block_length=8, record_trace=True)
+    assert g.tokens[1, :2].tolist() == [mask_id, mask_id]  # padding untouched
+    assert all(0 <= p < 8 for st in g.traces[1].steps for p in st.positions)
+    with pytest.raises(ValueError, match="left"):
+        mv.generate(tiny_model, torch.tensor([[20, 21, 1]]), attention_mask=torch.tensor([[1, 1, 0]]),
+                    steps=4, gen_length=8, block_length=8)
+
+
+def test_out_of_vocabulary_prompt_and_nan_temperature_are_refused(tiny_model):
+    with pytest.raises(ValueError, match="tokenizer does not match"):
+        mv.generate(tiny_model, [1, 2, 5000], steps=4, gen_length=8, block_length=8)
+    with pytest.raises(ValueError, match=">= 0"):
+        mv.generate(tiny_model, PROMPT, steps=4, gen_length=8, block_length=8, temperature=float("nan"))
 
 
 def test_empty_prompt_and_masked_prompt_are_refused(tiny_model):
