@@ -179,7 +179,7 @@ def _floor(V: torch.Tensor, H: torch.Tensor) -> tuple[float, float]:
     return -2.0 * (n + 1) * (M + 1) - 2000.0, -(n + 1) * (M + 1) - 1000.0
 
 
-def _slack_forward(lp, tgt, L, U, slack_id):
+def _slack_forward(lp, tgt, L, U, slack_id, forced=None):
     """alpha pass of the slack map. lp [B, T, V]; tgt [B, >=Umax]; L, U [B] with L >= U.
     Returns logZ [B] float64, possible [B] bool, state for the backward pass."""
     B, T, _ = lp.shape
@@ -195,6 +195,10 @@ def _slack_forward(lp, tgt, L, U, slack_id):
     tok = F.pad(tgt[:, : n_tok - 1], (1, 0))[:, j]  # [B, R, C] target id of the token step into (r, c)
     tok_lp = lp[torch.arange(B, device=dev)[:, None, None], t, tok].double()  # [B, R, C]
     slk_lp = lp[:, :, slack_id].double()[:, t]  # [B, R, C]
+    if forced is not None:
+        f = forced[:, t]  # [B, R, C] the token forced at the position of each step, -1 = free
+        tok_lp = _apply_forced(tok_lp, f, tok)
+        slk_lp = _apply_forced(slk_lp, f, slack_id)
     if by_tok:  # j = 0 has no token step in, d = 0 no slack step in
         tok_lp[:, 0] = NEG_INF
         slk_lp[:, :, 0] = NEG_INF
@@ -304,12 +308,14 @@ def _shift(x: torch.Tensor, k: int) -> torch.Tensor:
     return out
 
 
-def _lattice_forward(lp, tgt, L, U, slack_id, collapse):
+def _lattice_forward(lp, tgt, L, U, slack_id, collapse, forced=None):
     B, T, _ = lp.shape
     labels = _lattice_labels(tgt, slack_id)
     stay, skip = _lattice_masks(labels, collapse)
     em = lp[torch.arange(B, device=lp.device)[:, None, None], torch.arange(T, device=lp.device)[None, :, None],
             labels[:, None, :]].double()  # [B, T, S]
+    if forced is not None:
+        em = _apply_forced(em, forced[:, :, None], labels[:, None, :])
     S = em.shape[2]
     # two -inf columns in front make the s-1 and s-2 predecessors plain slices
     alpha = em.new_full((B, T, S + 2), NEG_INF)
@@ -358,16 +364,25 @@ def _lattice_occupancy(state, logZ):
 # -----------------------------------------------------------------------------
 # shared driver
 
-def _forward(lp, tgt, L, U, length_ok, slack_id, collapse):
+def _apply_forced(values, forced, tokens):
+    """Emissions at forced positions (forced >= 0): log 1 for the forced token, log 0 otherwise.
+
+    A visible (unmasked) position of the canvas emits its known token with certainty ("forced"
+    emissions, as in the Imputer); -1 leaves the model's log-probability in place."""
+    hit = torch.where(forced == tokens, 0.0, NEG_INF).to(values.dtype)
+    return torch.where(forced >= 0, hit, values)
+
+
+def _forward(lp, tgt, L, U, length_ok, slack_id, collapse, forced=None):
     """logZ [B] float64 (0 where infeasible), feasible [B] bool, state for _occupancy."""
     # infeasible samples become the empty problem (L = U = 0) and are masked out
     L = torch.where(length_ok, L, torch.zeros_like(L))
     U = torch.where(length_ok, U, torch.zeros_like(U))
     tgt = tgt[:, : int(U.max()) if U.numel() else 0]
     if collapse == "slack":
-        logZ, possible, state = _slack_forward(lp, tgt, L, U, slack_id)
+        logZ, possible, state = _slack_forward(lp, tgt, L, U, slack_id, forced)
     else:
-        logZ, possible, state = _lattice_forward(lp, tgt, L, U, slack_id, collapse)
+        logZ, possible, state = _lattice_forward(lp, tgt, L, U, slack_id, collapse, forced)
     feasible = length_ok & possible
     logZ = torch.where(feasible, logZ, torch.zeros_like(logZ))
     state["tgt"] = tgt
@@ -404,8 +419,9 @@ def _prepare(log_probs, targets, input_lengths, target_lengths, slack_id, collap
 
 class _SlackCTC(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, log_probs, tgt, L, U, length_ok, slack_id, collapse):
-        logZ, feasible, state = _forward(log_probs, tgt, L, U, length_ok, slack_id, collapse)
+    def forward(ctx, log_probs, tgt, L, U, length_ok, slack_id, collapse, forced):
+        logZ, feasible, state = _forward(log_probs, tgt, L, U, length_ok, slack_id, collapse, forced)
+        ctx.forced = forced
         ctx.state, ctx.logZ, ctx.feasible = state, logZ, feasible
         ctx.lp_meta = (log_probs.shape, log_probs.dtype, log_probs.device, slack_id)
         ctx.mark_non_differentiable(feasible)
@@ -427,11 +443,14 @@ class _SlackCTC(torch.autograd.Function):
             if tgt.shape[1]:  # repeated target tokens share a vocabulary column: scatter_add sums them
                 grad.scatter_add_(2, tgt[:, None, :].expand(B, T, -1), (w[:, None, None] * post_tok).to(dtype))
             grad[:, :, slack_id] = (w[:, None] * post_slack).to(dtype)
-        return grad, None, None, None, None, None, None
+        if ctx.forced is not None:  # a forced emission is a constant, not the model's output
+            grad.masked_fill_((ctx.forced >= 0)[:, :, None], 0)
+        return grad, None, None, None, None, None, None, None
 
 
 def slack_ctc_loss(log_probs, targets, input_lengths, target_lengths, *, slack_id: int,
-                   collapse: str = "slack", reduction: str = "mean", return_feasible: bool = False):
+                   collapse: str = "slack", reduction: str = "mean", return_feasible: bool = False,
+                   forced: torch.Tensor | None = None):
     """Negative log-likelihood of each target under all alignments of its first
     input_lengths[b] positions.
 
@@ -442,12 +461,20 @@ def slack_ctc_loss(log_probs, targets, input_lengths, target_lengths, *, slack_i
     connected 0 if none is). A sample is infeasible when its input is shorter
     than min_alignment_length or when no alignment has nonzero probability (e.g.
     forced emissions contradict the target); it gets loss 0 and gradient 0.
+    forced [B, T] (optional, long): a token id where position t emits that known token with
+    certainty (log-prob 0, others -inf; no gradient there), -1 where the model's log_probs are
+    the emissions. This is the training module's "forced" emission mode for visible positions,
+    without building a second B x T x V tensor.
     Returns loss, or (loss, feasible [B] bool) with return_feasible=True.
     """
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
     tgt, L, U, length_ok = _prepare(log_probs, targets, input_lengths, target_lengths, slack_id, collapse)
-    nll, feasible = _SlackCTC.apply(log_probs, tgt, L, U, length_ok, slack_id, collapse)
+    if forced is not None:
+        forced = torch.as_tensor(forced, dtype=torch.long, device=log_probs.device)
+        if forced.shape != log_probs.shape[:2]:
+            raise ValueError(f"forced must be [B, T] = {tuple(log_probs.shape[:2])}, got {tuple(forced.shape)}")
+    nll, feasible = _SlackCTC.apply(log_probs, tgt, L, U, length_ok, slack_id, collapse, forced)
     if reduction == "none":
         loss = nll
     elif reduction == "sum":

@@ -327,3 +327,30 @@ def test_loss_matches_alignment_posterior():
         for tok in set(target):
             cols = [j + 1 for j, t in enumerate(target) if t == tok]
             torch.testing.assert_close(-x.grad[0, :, tok], al.posterior[:, cols].sum(1))
+
+
+@pytest.mark.parametrize("collapse_map", ["slack", "standard"])
+def test_forced_argument_equals_materialised_forced_emissions(collapse_map):
+    """forced=[B, T] gives the loss of log-probs with the forced rows written out (0 on the known
+    token, -inf elsewhere), and no gradient on those rows, without a second B x T x V tensor."""
+    B, T, V = 2, 9, 7
+    lp = rand_lp(B, T, V, seed=4).requires_grad_()
+    targets = torch.tensor([[1, 2, 2, 3], [4, 5, 6, 0]])
+    tlen, ilen = torch.tensor([4, 3]), torch.tensor([9, 8])
+    forced = torch.full((B, T), -1)
+    forced[0, 0], forced[0, 4], forced[1, 2] = 1, SLACK, 5  # visible tokens the alignment can use
+    written = lp.detach().clone()
+    for b, t in (forced >= 0).nonzero().tolist():
+        written[b, t] = float("-inf")
+        written[b, t, forced[b, t]] = 0.0
+    written.requires_grad_()
+    a = slack_ctc_loss(lp, targets, ilen, tlen, slack_id=SLACK, collapse=collapse_map, forced=forced)
+    b = slack_ctc_loss(written, targets, ilen, tlen, slack_id=SLACK, collapse=collapse_map)
+    torch.testing.assert_close(a, b)
+    a.backward()
+    b.backward()
+    free = forced < 0
+    torch.testing.assert_close(lp.grad[free], written.grad[free])
+    assert torch.all(lp.grad[~free] == 0) and torch.isfinite(lp.grad).all()
+    with pytest.raises(ValueError, match="forced must be"):
+        slack_ctc_loss(lp, targets, ilen, tlen, slack_id=SLACK, forced=forced[:, :3])
