@@ -1,0 +1,96 @@
+"""Training objectives: LLaDA's masking and CE losses, slack insertion, the CTC term."""
+
+import random
+
+import pytest
+import torch
+
+from mdlm_viz import ctc
+from train import objectives as obj
+
+MASK, SLACK = 9, 8
+
+
+def test_forward_mask_protects_the_prompt_and_follows_p_mask():
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, 8, (64, 400), generator=g)
+    maskable = torch.ones_like(ids, dtype=torch.bool)
+    maskable[:, :50] = False
+    n = obj.forward_mask(ids, mask_id=MASK, maskable=maskable, generator=g)
+    assert not n.masked[:, :50].any()
+    assert torch.equal(n.noisy[n.masked], torch.full((int(n.masked.sum()),), MASK))
+    assert torch.equal(n.noisy[~n.masked], ids[~n.masked])
+    assert ((n.p_mask >= 1e-3) & (n.p_mask <= 1)).all()
+    frac = n.masked[:, 50:].float().mean(1)
+    assert torch.allclose(frac, n.p_mask.squeeze(1), atol=0.12)  # 350 Bernoulli draws per row
+
+
+def _fixed_case():
+    torch.manual_seed(0)
+    log_probs = torch.log_softmax(torch.randn(2, 4, 5), -1)
+    targets = torch.tensor([[1, 2, 3, 4], [0, 1, 2, 3]])
+    masked = torch.tensor([[True, False, True, False], [False, False, True, True]])
+    p_mask = torch.tensor([[0.5], [0.25]])
+    return log_probs, targets, masked, p_mask
+
+
+def test_pretrain_loss_equals_a_hand_computed_value():
+    lp, tg, m, p = _fixed_case()
+    want = (-(lp[0, 0, 1] + lp[0, 2, 3]) / 0.5 - (lp[1, 2, 2] + lp[1, 3, 3]) / 0.25) / (2 * 4)
+    torch.testing.assert_close(obj.pretrain_loss(lp, tg, m, p), want)
+
+
+def test_sft_loss_equals_a_hand_computed_value():
+    lp, tg, m, p = _fixed_case()
+    ans = torch.tensor([3, 2])
+    want = (-(lp[0, 0, 1] + lp[0, 2, 3]) / 0.5 / 3 - (lp[1, 2, 2] + lp[1, 3, 3]) / 0.25 / 2) / 2
+    torch.testing.assert_close(obj.sft_loss(lp, tg, m, p, ans), want)
+
+
+@pytest.mark.parametrize("collapse_map", ["slack", "standard"])
+@pytest.mark.parametrize("response", [[1, 0, 0], [3, 3, 3, 4], [5, 6, 7, 7, 1, 0, 0, 0], [2]])
+def test_slack_insertion_keeps_the_collapse_equal_to_the_target(collapse_map, response):
+    rng = random.Random(0)
+    for ratio in (0.0, 0.2, 0.5):
+        aug = obj.insert_slack(response, SLACK, ratio, rng, collapse=collapse_map)
+        assert ctc.collapse(aug, SLACK, collapse_map) == response
+        extra = sum(a == b for a, b in zip(response, response[1:])) if collapse_map == "standard" else 0
+        assert aug.count(SLACK) == round(ratio * len(response)) + extra
+
+
+def test_ctc_term_reads_the_canvas_in_place_and_matches_the_sliced_loss():
+    """Forcing <slack> before the region equals computing CTC on the region alone (free emissions)."""
+    torch.manual_seed(1)
+    B, L, V = 2, 12, 10
+    lp = torch.log_softmax(torch.randn(B, L, V, dtype=torch.float64), -1)
+    noisy = torch.full((B, L), MASK)
+    masked = torch.ones(B, L, dtype=torch.bool)
+    start, length = torch.tensor([3, 5]), torch.tensor([7, 6])
+    targets = torch.tensor([[1, 2, 2, 3], [4, 5, 6, 0]])
+    tlen = torch.tensor([4, 3])
+    loss, feasible = obj.ctc_term(lp, noisy, masked, start, length, targets, tlen, slack_id=SLACK, emission="free")
+    per = [ctc.slack_ctc_loss(lp[b:b + 1, start[b]:start[b] + length[b]], targets[b:b + 1, :tlen[b]],
+                              [int(length[b])], [int(tlen[b])], slack_id=SLACK) for b in range(B)]
+    torch.testing.assert_close(loss, torch.stack(per).mean())
+    assert feasible.all()
+
+
+def test_ctc_gradient_reaches_the_slack_logits_and_skips_forced_positions():
+    torch.manual_seed(2)
+    B, L, V = 1, 10, 10
+    logits = torch.randn(B, L, V, requires_grad=True)
+    response = [1, 2, 2, 3]
+    aug = obj.insert_slack(response, SLACK, 0.5, random.Random(3))
+    canvas = torch.tensor([[4, 5] + aug + [0] * (L - 2 - len(aug))])
+    masked = torch.zeros(B, L, dtype=torch.bool)
+    masked[0, 2:2 + len(aug):2] = True  # half the region masked, half visible
+    noisy = torch.where(masked, MASK, canvas)
+    loss, feasible = obj.ctc_term(obj.log_softmax32(logits), noisy, masked, torch.tensor([2]),
+                                  torch.tensor([len(aug)]), torch.tensor([response]), torch.tensor([4]),
+                                  slack_id=SLACK)
+    loss.backward()
+    assert feasible.all() and torch.isfinite(loss)
+    g = logits.grad[0]
+    assert g[masked[0], SLACK].abs().sum() > 0  # the model learns when to emit <slack>
+    forced_rows = ~masked[0]
+    assert torch.all(g[forced_rows] == 0)  # prompt, visible tokens and padding: no CTC gradient

@@ -1,0 +1,114 @@
+"""LLaDA's training objectives, and the paper's CTC + <slack> term, as pure tensor functions.
+
+Forward process (LLaDA): each sequence draws t ~ U(0, 1), p_mask = (1 - eps) t + eps, and every
+maskable token is replaced by the mask token independently with probability p_mask.
+
+- Pre-training: sum over masked tokens of CE / p_mask, divided by B * L.
+- SFT: the prompt is never masked; responses are padded with EOS and the padding counts as
+  response; each masked token's CE / p_mask / answer_length, summed, divided by B.
+- CTC (paper, SFT): `<slack>` tokens are inserted into the response at random (ratio s ~ U(0, s_max));
+  CE is computed on the slack-augmented response, plus lambda * CTC of the *original* response
+  under all alignments to the augmented response region. Visible positions emit their known token
+  ("forced", the default) or the model's distribution ("free"). The same log-softmax tensor feeds
+  both terms, so the CTC term costs no second B x L x V tensor.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from mdlm_viz import ctc
+
+EMISSIONS = ("forced", "free")
+
+
+@dataclass
+class Noised:
+    noisy: torch.Tensor  # [B, L] input ids with masked positions replaced by the mask id
+    masked: torch.Tensor  # [B, L] bool
+    p_mask: torch.Tensor  # [B, 1] masking probability of each sequence
+
+
+def forward_mask(input_ids: torch.Tensor, *, mask_id: int, eps: float = 1e-3, maskable: torch.Tensor | None = None,
+                 generator: torch.Generator | None = None) -> Noised:
+    """LLaDA's forward process. `maskable` [B, L] bool (default: everything) protects the prompt in SFT."""
+    B, L = input_ids.shape
+    dev = input_ids.device
+    t = torch.rand(B, 1, generator=generator, device=dev)
+    p_mask = (1 - eps) * t + eps
+    masked = torch.rand(B, L, generator=generator, device=dev) < p_mask
+    if maskable is not None:
+        masked &= maskable
+    return Noised(torch.where(masked, mask_id, input_ids), masked, p_mask)
+
+
+def token_nll(log_probs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """-log p(target) [B, L] from log-probabilities [B, L, V]."""
+    return -log_probs.gather(-1, targets[..., None]).squeeze(-1)
+
+
+def pretrain_loss(log_probs, targets, masked, p_mask) -> torch.Tensor:
+    """Sum over masked tokens of CE / p_mask, divided by B * L (LLaDA pre-training)."""
+    B, L = targets.shape
+    return (token_nll(log_probs, targets) / p_mask).masked_fill(~masked, 0).sum() / (B * L)
+
+
+def sft_loss(log_probs, targets, masked, p_mask, answer_lengths) -> torch.Tensor:
+    """Sum over masked tokens of CE / p_mask / answer_length, divided by B (LLaDA SFT).
+
+    `answer_lengths` [B] counts the response tokens including the EOS padding."""
+    B = targets.shape[0]
+    per_token = token_nll(log_probs, targets) / p_mask / answer_lengths[:, None].to(log_probs.dtype)
+    return per_token.masked_fill(~masked, 0).sum() / B
+
+
+def insert_slack(response: list[int], slack_id: int, ratio: float, rng: random.Random,
+                 collapse: str = "slack") -> list[int]:
+    """Insert round(ratio * U) slack tokens at uniformly random gaps of the U-token response
+    (U + 1 gaps, several slacks may share one). Under the standard collapse a slack is first put
+    between every pair of equal neighbours, or collapsing would merge them ("100" -> "10")."""
+    U = len(response)
+    per_gap = [0] * (U + 1)
+    if collapse == "standard":
+        for i in range(1, U):
+            if response[i] == response[i - 1]:
+                per_gap[i] = 1
+    for _ in range(round(ratio * U)):
+        per_gap[rng.randrange(U + 1)] += 1
+    out: list[int] = []
+    for i, tok in enumerate(response):
+        out.extend([slack_id] * per_gap[i])
+        out.append(tok)
+    out.extend([slack_id] * per_gap[U])
+    return out
+
+
+def ctc_term(log_probs: torch.Tensor, noisy: torch.Tensor, masked: torch.Tensor, region_start: torch.Tensor,
+             region_length: torch.Tensor, targets: torch.Tensor, target_lengths: torch.Tensor, *, slack_id: int,
+             collapse: str = "slack", emission: str = "forced") -> tuple[torch.Tensor, torch.Tensor]:
+    """CTC of the original responses over the augmented response regions; (loss, feasible [B]).
+
+    log_probs [B, L, V]: the model's log-softmax over the whole canvas. Sample b's region is
+    positions [region_start[b], region_start[b] + region_length[b]). The positions before it are
+    forced to emit <slack> (an alignment may start with any number of slacks, so this is the same
+    as starting at the region), which lets the loss read the canvas tensor in place."""
+    if emission not in EMISSIONS:
+        raise ValueError(f"emission must be one of {EMISSIONS}, got {emission!r}")
+    B, L, _ = log_probs.shape
+    pos = torch.arange(L, device=noisy.device)[None, :]
+    before = pos < region_start[:, None]
+    forced = torch.where(before, slack_id, -1)
+    if emission == "forced":
+        visible = ~masked & ~before
+        forced = torch.where(visible, noisy, forced)
+    return ctc.slack_ctc_loss(log_probs, targets, region_start + region_length, target_lengths, slack_id=slack_id,
+                              collapse=collapse, reduction="mean", return_feasible=True, forced=forced)
+
+
+def log_softmax32(logits: torch.Tensor) -> torch.Tensor:
+    """Log-probabilities in float32 whatever the model's dtype (bf16 logits lose the tail)."""
+    return F.log_softmax(logits.float(), dim=-1)
