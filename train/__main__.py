@@ -6,12 +6,18 @@ Each sub-command explains itself: `python -m train COMMAND --help`.
 import argparse
 import sys
 
-from . import corpus, tokenizer
+from . import corpus, run, tokenizer
 
-# name -> (module with add_arguments/run, one-line help)
+# name -> (add_arguments, run, one-line help, description)
 COMMANDS = {
-    "corpus": (corpus, "build pre-training text and prompt/response SFT sets from offline sources + a task generator"),
-    "tokenizer": (tokenizer, "train a small byte-level BPE tokenizer with LLaDA's special tokens and a chat template"),
+    "corpus": (corpus.add_arguments, corpus.run, corpus.__doc__,
+               "build pre-training text and prompt/response SFT sets from offline sources + a task generator"),
+    "tokenizer": (tokenizer.add_arguments, tokenizer.run, tokenizer.__doc__,
+                  "train a small byte-level BPE tokenizer with LLaDA's special tokens and a chat template"),
+    "pretrain": (run.add_pretrain_arguments, run.run_pretrain, run.__doc__,
+                 "masked-diffusion pre-training of a small LLaDA-architecture model from scratch"),
+    "sft": (run.add_sft_arguments, run.run_sft, run.__doc__,
+            "SFT of a checkpoint with CE, or CE + lambda * CTC with <slack> (--objective ctc)"),
 }
 
 
@@ -19,11 +25,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, (module, help_text) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=module.__doc__,
+    for name, (add_arguments, run_command, description, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=description,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
-        module.add_arguments(p)
-        p.set_defaults(run=module.run)
+        add_arguments(p)
+        p.set_defaults(run=run_command)
     return parser
 
 

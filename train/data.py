@@ -1,0 +1,144 @@
+"""Datasets and collators: token chunks for pre-training, prompt/response pairs for SFT.
+
+SFT examples come from JSONL in chat format (`{"messages": [...]}`, the last message being the
+assistant's answer) or `{"prompt", "response"}`. A malformed line is reported with its file and
+line number; over-long examples are truncated (pre-training) or skipped (SFT) and counted.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .objectives import insert_slack
+
+
+class DataError(ValueError):
+    """Bad training data; the message names the file and line."""
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    records = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataError(f"{path}:{n}: not valid JSON ({err.msg}); fix or remove the line") from err
+            if not isinstance(rec, dict):
+                raise DataError(f"{path}:{n}: expected a JSON object, got {type(rec).__name__}")
+            rec["_where"] = f"{path}:{n}"
+            records.append(rec)
+    return records
+
+
+def split_chat(rec: dict) -> tuple[list[dict], str]:
+    """(prompt messages, response text) from a chat or prompt/response record."""
+    where = rec.get("_where", "record")
+    if "messages" in rec:
+        msgs = rec["messages"]
+        if not (isinstance(msgs, list) and msgs and all(isinstance(m, dict) and "role" in m and "content" in m
+                                                         for m in msgs)):
+            raise DataError(f"{where}: 'messages' must be a list of {{'role', 'content'}} objects")
+        if msgs[-1]["role"] != "assistant" or len(msgs) < 2:
+            raise DataError(f"{where}: the last message must be the assistant's answer, after a prompt")
+        return msgs[:-1], msgs[-1]["content"]
+    if "prompt" in rec and "response" in rec:
+        return [{"role": "user", "content": rec["prompt"]}], rec["response"]
+    raise DataError(f"{where}: expected 'messages' or 'prompt' + 'response' keys, got {sorted(rec)}")
+
+
+@dataclass
+class SFTExample:
+    prompt: list[int]
+    response: list[int]  # ends with EOS
+
+
+@dataclass
+class SFTData:
+    examples: list[SFTExample]
+    skipped_too_long: int = 0
+    sources: list[str] = field(default_factory=list)
+
+
+def load_sft(paths, tokenizer, max_length: int) -> SFTData:
+    data = SFTData([], sources=[str(p) for p in paths])
+    for path in paths:
+        for rec in read_jsonl(path):
+            messages, answer = split_chat(rec)
+            prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
+                                                   return_dict=False)
+            response = tokenizer(answer, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+            if len(prompt) + len(response) > max_length:
+                data.skipped_too_long += 1
+                continue
+            data.examples.append(SFTExample(list(prompt), response))
+    if not data.examples:
+        raise DataError(f"no usable SFT example in {data.sources} (skipped as too long: {data.skipped_too_long})")
+    return data
+
+
+def load_pretrain_chunks(paths, tokenizer, seq_len: int) -> list[list[int]]:
+    """Texts joined by EOS and cut into chunks of seq_len tokens (the last partial chunk dropped)."""
+    stream: list[int] = []
+    for path in paths:
+        for rec in read_jsonl(path):
+            if "text" not in rec:
+                raise DataError(f"{rec['_where']}: a pre-training record needs a 'text' key")
+            stream += tokenizer(rec["text"], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    chunks = [stream[i:i + seq_len] for i in range(0, len(stream) - seq_len + 1, seq_len)]
+    if not chunks:
+        raise DataError(f"pre-training text in {list(map(str, paths))} is shorter than one chunk of {seq_len} tokens")
+    return chunks
+
+
+class PretrainCollator:
+    """Stacks chunks; 1% of batches are cut to a random shorter length, as in LLaDA."""
+
+    def __init__(self, short_fraction: float = 0.01, seed: int = 0):
+        self.short_fraction, self.rng = short_fraction, random.Random(seed)
+
+    def __call__(self, chunks: list[list[int]]) -> dict:
+        ids = torch.tensor(chunks)
+        if self.rng.random() < self.short_fraction:
+            ids = ids[:, : self.rng.randint(1, ids.shape[1])]
+        return {"input_ids": ids}
+
+
+class SFTCollator:
+    """Pads responses with EOS to the batch length (padding counts as response, as in LLaDA).
+
+    With `slack_id`, responses are first slack-augmented (ratio ~ U(0, s_max)) and the batch also
+    carries what the CTC term needs: the original responses and where the augmented ones lie."""
+
+    def __init__(self, eos_id: int, slack_id: int | None = None, s_max: float = 0.5, collapse: str = "slack",
+                 seed: int = 0):
+        self.eos_id, self.slack_id, self.s_max, self.collapse = eos_id, slack_id, s_max, collapse
+        self.rng = random.Random(seed)
+
+    def __call__(self, examples: list[SFTExample]) -> dict:
+        responses = [ex.response for ex in examples]
+        if self.slack_id is not None:
+            responses = [insert_slack(r, self.slack_id, self.rng.uniform(0, self.s_max), self.rng, self.collapse)
+                         for r in responses]
+        L = max(len(ex.prompt) + len(r) for ex, r in zip(examples, responses))
+        rows, prompt_len, answer_len = [], [], []
+        for ex, r in zip(examples, responses):
+            row = ex.prompt + r
+            rows.append(row + [self.eos_id] * (L - len(row)))
+            prompt_len.append(len(ex.prompt))
+            answer_len.append(L - len(ex.prompt))
+        batch = {"input_ids": torch.tensor(rows), "prompt_lengths": torch.tensor(prompt_len),
+                 "answer_lengths": torch.tensor(answer_len)}
+        if self.slack_id is not None:
+            U = max(len(ex.response) for ex in examples)
+            batch["ctc_targets"] = torch.tensor([ex.response + [0] * (U - len(ex.response)) for ex in examples])
+            batch["ctc_target_lengths"] = torch.tensor([len(ex.response) for ex in examples])
+            batch["ctc_region_lengths"] = torch.tensor([len(r) for r in responses])
+        return batch

@@ -1,0 +1,138 @@
+"""`python -m train pretrain` and `python -m train sft`: the two training commands.
+
+    pretrain   masked-diffusion pre-training of a small LLaDA-architecture model from scratch
+    sft        LLaDA SFT of a checkpoint with --objective ce (CE only) or ctc (CE + lambda * CTC)
+
+CE and CTC runs from the same base with the same data, steps and seed are matched by
+construction: the masking noise comes from the same seeded stream, and slack insertion from its
+own generator. The objective, collapse map and slack id are saved in the checkpoint's config so
+`mdlm_viz.load_checkpoint` decodes it correctly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+from transformers import TrainingArguments
+
+from mdlm_viz import LLaDAConfig, LLaDAModelLM, load_checkpoint
+
+from .data import PretrainCollator, SFTCollator, load_pretrain_chunks, load_sft
+from .tokenizer import SLACK, config_token_ids
+from .trainer import DiffusionTrainer, Objective
+
+
+def add_common_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, help="output directory: checkpoints, the final model, metrics")
+    p.add_argument("--steps", type=int, default=1000, help="optimiser steps")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--grad-accum", type=int, default=1)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--warmup", type=int, default=50, help="linear warm-up steps")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--log-every", type=int, default=10)
+    p.add_argument("--save-every", type=int, default=200)
+    p.add_argument("--bf16", action="store_true", help="bfloat16 mixed precision (GPU)")
+    p.add_argument("--grad-ckpt", action="store_true", help="gradient checkpointing (saves memory)")
+    p.add_argument("--resume", action="store_true", help="resume from the last checkpoint in --out")
+
+
+def training_arguments(args) -> TrainingArguments:
+    return TrainingArguments(
+        output_dir=args.out, max_steps=args.steps, per_device_train_batch_size=args.batch_size,
+        gradient_accumulation_steps=args.grad_accum, learning_rate=args.lr, warmup_steps=args.warmup,
+        lr_scheduler_type="cosine", weight_decay=0.0, logging_steps=args.log_every, save_strategy="steps",
+        save_steps=args.save_every, save_total_limit=2, seed=args.seed, data_seed=args.seed, bf16=args.bf16,
+        activation_checkpointing=args.grad_ckpt, report_to="none", dataloader_num_workers=0,
+        remove_unused_columns=False, use_cpu=not torch.cuda.is_available(),
+    )
+
+
+def _train(trainer, args, model, tokenizer, meta: dict) -> int:
+    t0 = time.time()
+    trainer.train(resume_from_checkpoint=True if args.resume else None)
+    final = Path(args.out) / "final"
+    trainer.save_model(str(final))
+    tokenizer.save_pretrained(final)
+    meta = dict(meta, steps=trainer.state.global_step, wall_time_s=round(time.time() - t0, 1),
+                log_history=trainer.state.log_history[-5:])
+    (final / "training.json").write_text(json.dumps(meta, indent=2, default=str))
+    print(f"saved {final}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------ pretrain
+def add_pretrain_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tokenizer", required=True, help="tokenizer directory (python -m train tokenizer)")
+    p.add_argument("--data", required=True, nargs="+", help="pre-training JSONL files ({'text': ...})")
+    p.add_argument("--seq-len", type=int, default=128)
+    p.add_argument("--d-model", type=int, default=256)
+    p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--mlp", type=int, default=688, help="MLP hidden size")
+    add_common_arguments(p)
+
+
+def run_pretrain(args) -> int:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
+    torch.manual_seed(args.seed)
+    ids = config_token_ids(tokenizer)
+    ids.pop("slack_token_id", None)  # set only by CTC training: it tells the sampler to decode slack
+    config = LLaDAConfig.small(vocab_size=len(tokenizer), d_model=args.d_model, n_layers=args.layers,
+                               n_heads=args.heads, n_kv_heads=args.heads, mlp_hidden_size=args.mlp,
+                               max_sequence_length=max(512, args.seq_len), **ids)
+    config.training_objective = "pretrain"
+    model = LLaDAModelLM(config)
+    chunks = load_pretrain_chunks(args.data, tokenizer, args.seq_len)
+    objective = Objective("pretrain", mask_id=config.mask_token_id)
+    trainer = DiffusionTrainer(model=model, args=training_arguments(args), train_dataset=chunks,
+                               data_collator=PretrainCollator(seed=args.seed), objective=objective)
+    return _train(trainer, args, model, tokenizer, dict(stage="pretrain", chunks=len(chunks), seq_len=args.seq_len,
+                                                       params=sum(p.numel() for p in model.parameters())))
+
+
+# ------------------------------------------------------------------------------------ sft
+def add_sft_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--base", required=True, help="checkpoint to fine-tune: a directory or hub id")
+    p.add_argument("--data", required=True, nargs="+", help="SFT JSONL files (chat 'messages' or prompt/response)")
+    p.add_argument("--objective", choices=("ce", "ctc"), default="ce")
+    p.add_argument("--lam", type=float, default=0.1, help="weight of the CTC term")
+    p.add_argument("--s-max", type=float, default=0.5, help="slack ratio drawn from U(0, s_max)")
+    p.add_argument("--collapse", choices=("slack", "standard"), default="slack")
+    p.add_argument("--emission", choices=("forced", "free"), default="forced")
+    p.add_argument("--max-length", type=int, default=256, help="longer examples are skipped and counted")
+    add_common_arguments(p)
+
+
+def run_sft(args) -> int:
+    model, tokenizer, facts = load_checkpoint(args.base, device="cpu", dtype=torch.float32)
+    model.train()
+    slack_id = None
+    if args.objective == "ctc":
+        if SLACK not in tokenizer.get_vocab():
+            tokenizer.add_special_tokens({"additional_special_tokens": [SLACK]})
+        slack_id = tokenizer.convert_tokens_to_ids(SLACK)
+        if slack_id >= model.get_input_embeddings().weight.shape[0]:
+            model.resize_token_embeddings(len(tokenizer))
+        model.config.ctc_collapse = args.collapse
+    model.config.slack_token_id = slack_id
+    model.config.training_objective = args.objective
+    data = load_sft(args.data, tokenizer, args.max_length)
+    if data.skipped_too_long:
+        print(f"skipped {data.skipped_too_long} examples longer than --max-length {args.max_length}")
+    objective = Objective("sft", mask_id=facts.mask_id, kind=args.objective, slack_id=slack_id, lam=args.lam,
+                          collapse=args.collapse, emission=args.emission)
+    collator = SFTCollator(tokenizer.eos_token_id, slack_id, args.s_max, args.collapse, seed=args.seed)
+    torch.manual_seed(args.seed)
+    trainer = DiffusionTrainer(model=model, args=training_arguments(args), train_dataset=data.examples,
+                               data_collator=collator, objective=objective)
+    return _train(trainer, args, model, tokenizer, dict(
+        stage="sft", objective=args.objective, base=args.base, examples=len(data.examples),
+        skipped_too_long=data.skipped_too_long, lam=args.lam, s_max=args.s_max, collapse=args.collapse,
+        emission=args.emission))

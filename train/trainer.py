@@ -1,0 +1,79 @@
+"""A transformers `Trainer` that computes LLaDA's masked-diffusion losses (and the CTC term).
+
+The Trainer brings checkpointing, resume, logging, gradient accumulation and distributed training
+(`accelerate launch`); this class only says how a batch becomes a loss, and reports CE and CTC
+apart so a run shows what each term does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from transformers import Trainer
+
+from . import objectives as obj
+
+
+@dataclass
+class Objective:
+    stage: str  # "pretrain" or "sft"
+    mask_id: int
+    kind: str = "ce"  # "ce" or "ctc" (CE on the slack-augmented target + lam * CTC)
+    slack_id: int | None = None
+    lam: float = 0.1
+    collapse: str = "slack"
+    emission: str = "forced"
+    eps: float = 1e-3
+
+    def __post_init__(self):
+        if self.stage not in ("pretrain", "sft") or self.kind not in ("ce", "ctc"):
+            raise ValueError(f"unknown objective {self.stage}/{self.kind}")
+        if self.kind == "ctc" and self.slack_id is None:
+            raise ValueError("the ctc objective needs a slack token id")
+
+
+class DiffusionTrainer(Trainer):
+    def __init__(self, *args, objective: Objective, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.objective = objective
+        self._parts: dict[str, list[float]] = {}
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        o = self.objective
+        ids = inputs["input_ids"]
+        pos = torch.arange(ids.shape[1], device=ids.device)[None, :]
+        maskable = pos >= inputs["prompt_lengths"][:, None] if o.stage == "sft" else None
+        noised = obj.forward_mask(ids, mask_id=o.mask_id, eps=o.eps, maskable=maskable)
+        logits = model(input_ids=noised.noisy).logits
+        log_probs = obj.log_softmax32(logits)
+        if o.stage == "sft":
+            ce = obj.sft_loss(log_probs, ids, noised.masked, noised.p_mask, inputs["answer_lengths"])
+        else:
+            ce = obj.pretrain_loss(log_probs, ids, noised.masked, noised.p_mask)
+        loss = ce
+        self._note("ce", ce)
+        if o.kind == "ctc":
+            ctc, feasible = obj.ctc_term(
+                log_probs, noised.noisy, noised.masked, inputs["prompt_lengths"], inputs["ctc_region_lengths"],
+                inputs["ctc_targets"], inputs["ctc_target_lengths"], slack_id=o.slack_id, collapse=o.collapse,
+                emission=o.emission)
+            loss = ce + o.lam * ctc
+            self._note("ctc", ctc)
+            self._note("ctc_infeasible", (~feasible).sum())
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"non-finite loss at step {self.state.global_step} (ce={ce.item()}); the last good checkpoint "
+                f"in {self.args.output_dir} is intact: lower the learning rate and resume from it")
+        return (loss, {"logits": logits}) if return_outputs else loss
+
+    def _note(self, name: str, value: torch.Tensor):
+        self._parts.setdefault(name, []).append(float(value.detach()))
+
+    def log(self, logs: dict, *args, **kwargs):
+        for name, values in self._parts.items():
+            if values:
+                agg = sum(values) if name == "ctc_infeasible" else sum(values) / len(values)
+                logs[name] = round(agg, 4)
+        self._parts = {}
+        super().log(logs, *args, **kwargs)
