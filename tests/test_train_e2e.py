@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 import mdlm_viz as mv
 from train.__main__ import main
@@ -48,3 +49,56 @@ def test_malformed_jsonl_names_file_and_line(tmp_path):
     bad.write_text('{"prompt": "a", "response": "b"}\n{not json}\n')
     with pytest.raises(DataError, match=r"bad.jsonl:2"):
         read_jsonl(bad)
+
+
+def _sft(pipeline, out, *extra):
+    return main(["sft", "--base", str(pipeline / "pre/final"), "--data", str(pipeline / "corpus/sft_train.jsonl"),
+                 "--objective", "ctc", "--out", str(out), "--steps", "6", "--batch-size", "4", "--save-every", "3",
+                 "--log-every", "3", "--warmup", "1", *extra])
+
+
+def _weights(path):
+    return mv.load_checkpoint(path).model.state_dict()
+
+
+def test_resumed_run_ends_with_the_same_weights(pipeline, tmp_path, monkeypatch):
+    from train.trainer import DiffusionTrainer
+
+    assert _sft(pipeline, tmp_path / "straight") == 0
+    real = DiffusionTrainer.compute_loss
+
+    def killed_after_step_3(self, *a, **k):
+        if self.state.global_step == 4:
+            raise KeyboardInterrupt("simulated kill")
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(DiffusionTrainer, "compute_loss", killed_after_step_3)
+    with pytest.raises(KeyboardInterrupt):
+        _sft(pipeline, tmp_path / "resumed")
+    monkeypatch.setattr(DiffusionTrainer, "compute_loss", real)
+    assert _sft(pipeline, tmp_path / "resumed", "--resume") == 0
+    a, b = _weights(tmp_path / "straight/final"), _weights(tmp_path / "resumed/final")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_kill_during_a_save_never_leaves_a_corrupt_latest(pipeline, tmp_path, monkeypatch):
+    from transformers import Trainer
+
+    from train.trainer import last_complete_checkpoint
+
+    real = Trainer._save_optimizer_and_scheduler
+
+    def dies_while_saving_step_6(self, output_dir):
+        if output_dir.endswith("checkpoint-6"):
+            raise KeyboardInterrupt("killed mid-save")
+        return real(self, output_dir)
+
+    monkeypatch.setattr(Trainer, "_save_optimizer_and_scheduler", dies_while_saving_step_6)
+    with pytest.raises(KeyboardInterrupt):
+        _sft(pipeline, tmp_path / "run")
+    assert (tmp_path / "run/checkpoint-6/model.safetensors").exists()  # half written
+    assert last_complete_checkpoint(tmp_path / "run").name == "checkpoint-3"
+    assert (tmp_path / "run/checkpoint-6.incomplete").is_dir()
+    monkeypatch.setattr(Trainer, "_save_optimizer_and_scheduler", real)
+    assert _sft(pipeline, tmp_path / "run", "--resume") == 0
+    assert (tmp_path / "run/final/model.safetensors").exists()

@@ -98,16 +98,24 @@ def load_pretrain_chunks(paths, tokenizer, seq_len: int) -> list[list[int]]:
     return chunks
 
 
+def _batch_rng(seed: int, rows) -> random.Random:
+    """A generator seeded by the batch's own content: no state to save, so a resumed run augments
+    its batches exactly as an uninterrupted one (a batch seen again in a later epoch gets the same
+    draw). Python hashes tuples of ints deterministically."""
+    return random.Random(hash((seed, tuple(tuple(r) for r in rows))))
+
+
 class PretrainCollator:
     """Stacks chunks; 1% of batches are cut to a random shorter length, as in LLaDA."""
 
     def __init__(self, short_fraction: float = 0.01, seed: int = 0):
-        self.short_fraction, self.rng = short_fraction, random.Random(seed)
+        self.short_fraction, self.seed = short_fraction, seed
 
     def __call__(self, chunks: list[list[int]]) -> dict:
         ids = torch.tensor(chunks)
-        if self.rng.random() < self.short_fraction:
-            ids = ids[:, : self.rng.randint(1, ids.shape[1])]
+        rng = _batch_rng(self.seed, chunks)
+        if rng.random() < self.short_fraction:
+            ids = ids[:, : rng.randint(1, ids.shape[1])]
         return {"input_ids": ids}
 
 
@@ -119,13 +127,13 @@ class SFTCollator:
 
     def __init__(self, eos_id: int, slack_id: int | None = None, s_max: float = 0.5, collapse: str = "slack",
                  seed: int = 0):
-        self.eos_id, self.slack_id, self.s_max, self.collapse = eos_id, slack_id, s_max, collapse
-        self.rng = random.Random(seed)
+        self.eos_id, self.slack_id, self.s_max, self.collapse, self.seed = eos_id, slack_id, s_max, collapse, seed
 
     def __call__(self, examples: list[SFTExample]) -> dict:
         responses = [ex.response for ex in examples]
         if self.slack_id is not None:
-            responses = [insert_slack(r, self.slack_id, self.rng.uniform(0, self.s_max), self.rng, self.collapse)
+            rng = _batch_rng(self.seed, [ex.prompt + ex.response for ex in examples])
+            responses = [insert_slack(r, self.slack_id, rng.uniform(0, self.s_max), rng, self.collapse)
                          for r in responses]
         L = max(len(ex.prompt) + len(r) for ex, r in zip(examples, responses))
         rows, prompt_len, answer_len = [], [], []

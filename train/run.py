@@ -23,7 +23,7 @@ from mdlm_viz import LLaDAConfig, LLaDAModelLM, load_checkpoint
 
 from .data import PretrainCollator, SFTCollator, load_pretrain_chunks, load_sft
 from .tokenizer import SLACK, config_token_ids
-from .trainer import DiffusionTrainer, Objective
+from .trainer import DiffusionTrainer, Objective, last_complete_checkpoint
 
 
 def add_common_arguments(p: argparse.ArgumentParser) -> None:
@@ -54,7 +54,11 @@ def training_arguments(args) -> TrainingArguments:
 
 def _train(trainer, args, model, tokenizer, meta: dict) -> int:
     t0 = time.time()
-    trainer.train(resume_from_checkpoint=True if args.resume else None)
+    resume = None
+    if args.resume:
+        resume = last_complete_checkpoint(args.out)
+        print(f"resuming from {resume}" if resume else f"no complete checkpoint in {args.out}: starting afresh")
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     final = Path(args.out) / "final"
     trainer.save_model(str(final))
     tokenizer.save_pretrained(final)

@@ -7,10 +7,14 @@ apart so a run shows what each term does.
 
 from __future__ import annotations
 
+import os
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from transformers import Trainer
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from . import objectives as obj
 
@@ -31,6 +35,24 @@ class Objective:
             raise ValueError(f"unknown objective {self.stage}/{self.kind}")
         if self.kind == "ctc" and self.slack_id is None:
             raise ValueError("the ctc objective needs a slack token id")
+
+
+COMPLETE = "checkpoint_complete"
+
+
+def last_complete_checkpoint(output_dir: str | Path) -> Path | None:
+    """The newest checkpoint-N whose save finished; interrupted ones are moved aside, not deleted."""
+    out = Path(output_dir)
+    if not out.is_dir():
+        return None
+    found = sorted((p for p in out.glob(f"{PREFIX_CHECKPOINT_DIR}-*") if p.name.split("-")[-1].isdigit()),
+                   key=lambda p: int(p.name.split("-")[-1]))
+    for p in reversed(found):
+        if (p / COMPLETE).is_file():
+            return p
+        shutil.move(str(p), str(p) + ".incomplete")
+        print(f"ignoring interrupted checkpoint {p.name} (moved to {p.name}.incomplete)")
+    return None
 
 
 class DiffusionTrainer(Trainer):
@@ -66,6 +88,17 @@ class DiffusionTrainer(Trainer):
                 f"non-finite loss at step {self.state.global_step} (ce={ce.item()}); the last good checkpoint "
                 f"in {self.args.output_dir} is intact: lower the learning rate and resume from it")
         return (loss, {"logits": logits}) if return_outputs else loss
+
+    def _save_checkpoint(self, model, trial):
+        super()._save_checkpoint(model, trial)
+        # Written last, after model, optimizer, RNG and trainer state: a checkpoint without it was
+        # interrupted mid-save and is never resumed from (see last_complete_checkpoint).
+        folder = Path(self.args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        if self.args.should_save and folder.is_dir():
+            with open(folder / COMPLETE, "w") as f:
+                f.write(str(self.state.global_step))
+                f.flush()
+                os.fsync(f.fileno())
 
     def _note(self, name: str, value: torch.Tensor):
         self._parts.setdefault(name, []).append(float(value.detach()))
