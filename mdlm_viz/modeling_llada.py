@@ -203,7 +203,7 @@ class LLaDAModelLM(LLaDAPreTrainedModel):
     ) -> MaskedLMOutput:
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of input_ids or inputs_embeds.")
-        unknown = {k for k, v in kwargs.items() if v not in (None, False)} - {"use_cache", "output_attentions"}
+        unknown = {k for k, v in kwargs.items() if v is not None and v is not False} - {"use_cache", "output_attentions"}
         if unknown:
             # A diffusion LM has no causal-LM loss: silently ignoring `labels` would train nothing.
             raise ValueError(f"LLaDAModelLM.forward got unsupported arguments {sorted(unknown)}; losses live in train/")

@@ -20,28 +20,36 @@ def pipeline(tmp_path_factory):
                  "--out", str(d / "pre"), "--seq-len", "32", "--d-model", "32", "--layers", "1", "--heads", "2",
                  "--mlp", "64", *tiny]) == 0
     for objective in ("ce", "ctc"):
-        assert main(["sft", "--base", str(d / "pre/final"), "--data", str(d / "corpus/sft_train.jsonl"),
-                     "--objective", objective, "--out", str(d / objective), "--collapse", "standard", *tiny]) == 0
+        assert main(["sft", "--base", str(d / "pre/last"), "--data", str(d / "corpus/sft_train.jsonl"),
+                     "--objective", objective, "--out", str(d / objective), "--collapse", "standard",
+                     "--heldout", str(d / "corpus/sft_heldout.jsonl"), *tiny]) == 0
     return d
 
 
 def test_each_checkpoint_loads_and_generates(pipeline):
     prompt = [{"role": "user", "content": "Reverse: 1 2 3"}]
-    for name, objective in (("pre/final", "pretrain"), ("ce/final", "ce"), ("ctc/final", "ctc")):
+    for name, objective in (("pre/last", "pretrain"), ("ce/last", "ce"), ("ctc/last", "ctc")):
         model, tok, facts = mv.load_checkpoint(pipeline / name)
         assert facts.objective == objective
         ids = tok.apply_chat_template(prompt, add_generation_prompt=True)
         out = mv.generate(model, ids, steps=4, gen_length=8, block_length=8, **facts.sampler_kwargs())
         assert isinstance(out.texts(tok)[0], str)
-    ctc_facts = mv.load_checkpoint(pipeline / "ctc/final").facts
+    ctc_facts = mv.load_checkpoint(pipeline / "ctc/last").facts
     assert ctc_facts.slack_id == tok.convert_tokens_to_ids("<slack>") and ctc_facts.collapse == "standard"
-    assert mv.load_checkpoint(pipeline / "ce/final").facts.slack_id is None
+    assert mv.load_checkpoint(pipeline / "ce/last").facts.slack_id is None
 
 
-def test_ctc_run_logs_ce_and_ctc_apart(pipeline):
-    meta = json.loads((pipeline / "ctc/final/training.json").read_text())
-    logged = [h for h in meta["log_history"] if "ctc" in h]
-    assert logged and all("ce" in h for h in logged) and meta["steps"] == 4
+def test_ctc_run_logs_ce_ctc_throughput_and_held_out_loss(pipeline):
+    logs = [json.loads(line) for line in (pipeline / "ctc/metrics.jsonl").read_text().splitlines()]
+    train_logs = [h for h in logs if "loss" in h]
+    assert train_logs and all({"ce", "ctc", "tokens_per_s"} <= set(h) for h in train_logs)
+    evals = [h for h in logs if "eval_loss" in h]
+    assert [h["step"] for h in evals] == [2, 4] and all("eval_ctc" in h for h in evals)
+    meta = json.loads((pipeline / "ctc/best/training.json").read_text())
+    assert meta["best_step"] in (2, 4) and meta["best_eval_loss"] == min(h["eval_loss"] for h in evals)
+    card = (pipeline / "ctc/last/README.md").read_text()
+    assert "objective: ctc" in card and "steps: 4" in card and "eval_loss=" in card
+    assert mv.load_checkpoint(pipeline / "ctc/best").facts.objective == "ctc"
 
 
 def test_malformed_jsonl_names_file_and_line(tmp_path):
@@ -52,7 +60,7 @@ def test_malformed_jsonl_names_file_and_line(tmp_path):
 
 
 def _sft(pipeline, out, *extra):
-    return main(["sft", "--base", str(pipeline / "pre/final"), "--data", str(pipeline / "corpus/sft_train.jsonl"),
+    return main(["sft", "--base", str(pipeline / "pre/last"), "--data", str(pipeline / "corpus/sft_train.jsonl"),
                  "--objective", "ctc", "--out", str(out), "--steps", "6", "--batch-size", "4", "--save-every", "3",
                  "--log-every", "3", "--warmup", "1", *extra])
 
@@ -77,7 +85,7 @@ def test_resumed_run_ends_with_the_same_weights(pipeline, tmp_path, monkeypatch)
         _sft(pipeline, tmp_path / "resumed")
     monkeypatch.setattr(DiffusionTrainer, "compute_loss", real)
     assert _sft(pipeline, tmp_path / "resumed", "--resume") == 0
-    a, b = _weights(tmp_path / "straight/final"), _weights(tmp_path / "resumed/final")
+    a, b = _weights(tmp_path / "straight/last"), _weights(tmp_path / "resumed/last")
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
@@ -101,4 +109,23 @@ def test_a_kill_during_a_save_never_leaves_a_corrupt_latest(pipeline, tmp_path, 
     assert (tmp_path / "run/checkpoint-6.incomplete").is_dir()
     monkeypatch.setattr(Trainer, "_save_optimizer_and_scheduler", real)
     assert _sft(pipeline, tmp_path / "run", "--resume") == 0
-    assert (tmp_path / "run/final/model.safetensors").exists()
+    assert (tmp_path / "run/last/model.safetensors").exists()
+
+
+def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(pipeline, tmp_path, monkeypatch):
+    from train import objectives
+    from train.trainer import last_complete_checkpoint
+
+    real = objectives.sft_loss
+    calls = {"n": 0}
+
+    def nan_on_step_5(*a, **k):
+        calls["n"] += 1
+        loss = real(*a, **k)
+        return loss * float("nan") if calls["n"] == 5 else loss
+
+    monkeypatch.setattr(objectives, "sft_loss", nan_on_step_5)
+    with pytest.raises(FloatingPointError, match="last good checkpoint"):
+        _sft(pipeline, tmp_path / "run")
+    assert last_complete_checkpoint(tmp_path / "run").name == "checkpoint-3"
+    assert not (tmp_path / "run/last").exists()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -38,17 +39,21 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--save-every", type=int, default=200)
     p.add_argument("--bf16", action="store_true", help="bfloat16 mixed precision (GPU)")
     p.add_argument("--grad-ckpt", action="store_true", help="gradient checkpointing (saves memory)")
-    p.add_argument("--resume", action="store_true", help="resume from the last checkpoint in --out")
+    p.add_argument("--resume", action="store_true", help="resume from the last complete checkpoint in --out")
+    p.add_argument("--heldout", nargs="*", default=[], help="held-out JSONL files: evaluated every --save-every "
+                   "steps; the best checkpoint by held-out loss is saved as OUT/best")
 
 
-def training_arguments(args) -> TrainingArguments:
+def training_arguments(args, has_eval: bool = False) -> TrainingArguments:
+    evaluation = dict(eval_strategy="steps", eval_steps=args.save_every, metric_for_best_model="eval_loss",
+                      greater_is_better=False, per_device_eval_batch_size=args.batch_size) if has_eval else {}
     return TrainingArguments(
         output_dir=args.out, max_steps=args.steps, per_device_train_batch_size=args.batch_size,
         gradient_accumulation_steps=args.grad_accum, learning_rate=args.lr, warmup_steps=args.warmup,
         lr_scheduler_type="cosine", weight_decay=0.0, logging_steps=args.log_every, save_strategy="steps",
         save_steps=args.save_every, save_total_limit=2, seed=args.seed, data_seed=args.seed, bf16=args.bf16,
         activation_checkpointing=args.grad_ckpt, report_to="none", dataloader_num_workers=0,
-        remove_unused_columns=False, use_cpu=not torch.cuda.is_available(),
+        remove_unused_columns=False, use_cpu=not torch.cuda.is_available(), **evaluation,
     )
 
 
@@ -59,14 +64,54 @@ def _train(trainer, args, model, tokenizer, meta: dict) -> int:
         resume = last_complete_checkpoint(args.out)
         print(f"resuming from {resume}" if resume else f"no complete checkpoint in {args.out}: starting afresh")
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    final = Path(args.out) / "final"
-    trainer.save_model(str(final))
-    tokenizer.save_pretrained(final)
-    meta = dict(meta, steps=trainer.state.global_step, wall_time_s=round(time.time() - t0, 1),
-                log_history=trainer.state.log_history[-5:])
-    (final / "training.json").write_text(json.dumps(meta, indent=2, default=str))
-    print(f"saved {final}")
+    state = trainer.state
+    meta = dict(meta, steps=state.global_step, wall_time_s=round(time.time() - t0, 1),
+                hyperparameters={k: getattr(args, k) for k in vars(args) if k not in ("run",)},
+                last_logs=[h for h in state.log_history if "loss" in h][-1:],
+                eval_logs=[h for h in state.log_history if "eval_loss" in h])
+    last = Path(args.out) / "last"
+    trainer.save_model(str(last))
+    _finish(last, tokenizer, dict(meta, checkpoint="last"))
+    if state.best_model_checkpoint:
+        best = Path(args.out) / "best"
+        shutil.rmtree(best, ignore_errors=True)
+        shutil.copytree(state.best_model_checkpoint, best,
+                        ignore=shutil.ignore_patterns("optimizer.pt", "scheduler.pt", "rng_state*", "trainer_state.json",
+                                                      "training_args.bin", "checkpoint_complete"))
+        _finish(best, tokenizer, dict(meta, checkpoint="best", best_step=int(state.best_model_checkpoint.split("-")[-1]),
+                                      best_eval_loss=state.best_metric))
+    print(f"saved {last}" + (f" and {Path(args.out) / 'best'}" if state.best_model_checkpoint else ""))
     return 0
+
+
+def _finish(directory: Path, tokenizer, meta: dict) -> None:
+    tokenizer.save_pretrained(directory)
+    (directory / "training.json").write_text(json.dumps(meta, indent=2, default=str))
+    (directory / "README.md").write_text(model_card(meta))
+
+
+def model_card(meta: dict) -> str:
+    """A model card from what the run recorded (nothing here is typed by hand)."""
+    objective = meta.get("objective", meta.get("stage"))
+    lines = ["---", "library_name: transformers", "pipeline_tag: fill-mask",
+             "tags: [llada, masked-diffusion, mdlm-viz" + (", ctc, slack" if objective == "ctc" else "") + "]",
+             "---", "", f"# mdlm-viz {meta.get('stage')} checkpoint ({objective}, {meta.get('checkpoint')})", "",
+             "A LLaDA-architecture masked diffusion language model trained with mdlm-viz's "
+             "`python -m train`. Load it with `mdlm_viz.load_checkpoint(path)`.", "",
+             "## Training", "",
+             f"- stage: {meta.get('stage')}; objective: {objective}",
+             f"- steps: {meta.get('steps')}; wall time: {meta.get('wall_time_s')} s",
+             f"- data: {', '.join(map(str, meta.get('data', [])))}"]
+    for key in ("base", "examples", "skipped_too_long", "chunks", "seq_len", "params", "lam", "s_max", "collapse",
+                "emission", "best_step", "best_eval_loss"):
+        if meta.get(key) is not None:
+            lines.append(f"- {key}: {meta[key]}")
+    lines += ["", "## Hyper-parameters", "", "| name | value |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in sorted(meta.get("hyperparameters", {}).items())]
+    lines += ["", "## Final metrics", ""]
+    for h in meta.get("last_logs", []) + meta.get("eval_logs", [])[-1:]:
+        lines.append("- " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in h.items()))
+    return "\n".join(lines) + "\n"
 
 
 # ------------------------------------------------------------------------------------ pretrain
@@ -94,11 +139,14 @@ def run_pretrain(args) -> int:
     config.training_objective = "pretrain"
     model = LLaDAModelLM(config)
     chunks = load_pretrain_chunks(args.data, tokenizer, args.seq_len)
+    heldout = load_pretrain_chunks(args.heldout, tokenizer, args.seq_len) if args.heldout else None
     objective = Objective("pretrain", mask_id=config.mask_token_id)
-    trainer = DiffusionTrainer(model=model, args=training_arguments(args), train_dataset=chunks,
-                               data_collator=PretrainCollator(seed=args.seed), objective=objective)
+    trainer = DiffusionTrainer(model=model, args=training_arguments(args, heldout is not None), train_dataset=chunks,
+                               eval_dataset=heldout, data_collator=PretrainCollator(seed=args.seed),
+                               objective=objective)
     return _train(trainer, args, model, tokenizer, dict(stage="pretrain", chunks=len(chunks), seq_len=args.seq_len,
-                                                       params=sum(p.numel() for p in model.parameters())))
+                                                       params=sum(p.numel() for p in model.parameters()),
+                                                       data=args.data))
 
 
 # ------------------------------------------------------------------------------------ sft
@@ -128,15 +176,17 @@ def run_sft(args) -> int:
     model.config.slack_token_id = slack_id
     model.config.training_objective = args.objective
     data = load_sft(args.data, tokenizer, args.max_length)
+    heldout = load_sft(args.heldout, tokenizer, args.max_length).examples if args.heldout else None
     if data.skipped_too_long:
         print(f"skipped {data.skipped_too_long} examples longer than --max-length {args.max_length}")
     objective = Objective("sft", mask_id=facts.mask_id, kind=args.objective, slack_id=slack_id, lam=args.lam,
                           collapse=args.collapse, emission=args.emission)
     collator = SFTCollator(tokenizer.eos_token_id, slack_id, args.s_max, args.collapse, seed=args.seed)
     torch.manual_seed(args.seed)
-    trainer = DiffusionTrainer(model=model, args=training_arguments(args), train_dataset=data.examples,
-                               data_collator=collator, objective=objective)
+    trainer = DiffusionTrainer(model=model, args=training_arguments(args, heldout is not None),
+                               train_dataset=data.examples, eval_dataset=heldout, data_collator=collator,
+                               objective=objective)
     return _train(trainer, args, model, tokenizer, dict(
-        stage="sft", objective=args.objective, base=args.base, examples=len(data.examples),
+        stage="sft", objective=args.objective, base=args.base, examples=len(data.examples), data=args.data,
         skipped_too_long=data.skipped_too_long, lam=args.lam, s_max=args.s_max, collapse=args.collapse,
         emission=args.emission))

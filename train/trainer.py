@@ -7,13 +7,15 @@ apart so a run shows what each term does.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import Trainer
+from transformers import Trainer, TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from . import objectives as obj
@@ -60,13 +62,21 @@ class DiffusionTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.objective = objective
         self._parts: dict[str, list[float]] = {}
+        self._tokens, self._clock = 0, time.perf_counter()
+        self._eval_gen = torch.Generator()
+        self.add_callback(MetricsFile(Path(self.args.output_dir) / "metrics.jsonl"))
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         o = self.objective
         ids = inputs["input_ids"]
         pos = torch.arange(ids.shape[1], device=ids.device)[None, :]
         maskable = pos >= inputs["prompt_lengths"][:, None] if o.stage == "sft" else None
-        noised = obj.forward_mask(ids, mask_id=o.mask_id, eps=o.eps, maskable=maskable)
+        # Held-out batches are masked by a generator reset at every evaluation: comparable numbers,
+        # and the training noise stream is left untouched.
+        gen = None if model.training else self._eval_gen
+        noised = obj.forward_mask(ids, mask_id=o.mask_id, eps=o.eps, maskable=maskable, generator=gen)
+        if model.training:
+            self._tokens += ids.numel()
         logits = model(input_ids=noised.noisy).logits
         log_probs = obj.log_softmax32(logits)
         if o.stage == "sft":
@@ -89,6 +99,18 @@ class DiffusionTrainer(Trainer):
                 f"in {self.args.output_dir} is intact: lower the learning rate and resume from it")
         return (loss, {"logits": logits}) if return_outputs else loss
 
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        """Held-out loss = the training objective on held-out data (there are no labels to predict)."""
+        inputs = self._prepare_inputs(inputs)
+        with torch.no_grad():
+            loss = self.compute_loss(model, inputs)
+        return loss.detach(), None, None
+
+    def evaluate(self, *args, **kwargs):
+        self._eval_gen.manual_seed(self.args.seed)
+        self._parts = {}
+        return super().evaluate(*args, **kwargs)
+
     def _save_checkpoint(self, model, trial):
         super()._save_checkpoint(model, trial)
         # Written last, after model, optimizer, RNG and trainer state: a checkpoint without it was
@@ -104,9 +126,27 @@ class DiffusionTrainer(Trainer):
         self._parts.setdefault(name, []).append(float(value.detach()))
 
     def log(self, logs: dict, *args, **kwargs):
+        prefix = "eval_" if any(k.startswith("eval_") for k in logs) else ""
         for name, values in self._parts.items():
             if values:
                 agg = sum(values) if name == "ctc_infeasible" else sum(values) / len(values)
-                logs[name] = round(agg, 4)
+                logs[prefix + name] = round(agg, 4)
         self._parts = {}
+        if "loss" in logs:  # a training log: throughput since the last one
+            now = time.perf_counter()
+            logs["tokens_per_s"] = round(self._tokens / max(now - self._clock, 1e-9), 1)
+            self._tokens, self._clock = 0, now
         super().log(logs, *args, **kwargs)
+
+
+class MetricsFile(TrainerCallback):
+    """Appends every log (train and eval) as one JSON line: step, loss, ce, ctc, tokens/s..."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if state.is_world_process_zero and logs:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a") as f:
+                f.write(json.dumps({"step": state.global_step, **logs}) + "\n")
