@@ -129,3 +129,28 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(pipeline, t
         _sft(pipeline, tmp_path / "run")
     assert last_complete_checkpoint(tmp_path / "run").name == "checkpoint-3"
     assert not (tmp_path / "run/last").exists()
+
+
+def test_lora_ctc_trains_adapters_and_the_slack_rows_only(pipeline, tmp_path):
+    assert _sft(pipeline, tmp_path / "lora", "--lora", "--lora-r", "4", "--lr", "0.05") == 0
+    adapter = tmp_path / "lora/last"
+    assert (adapter / "adapter_config.json").is_file() and not (adapter / "model.safetensors").exists()
+    model, tok, facts = mv.load_checkpoint(adapter)
+    assert facts.objective == "ctc" and facts.slack_id == tok.convert_tokens_to_ids("<slack>")
+    merged = model.merge_and_unload().state_dict()
+    base = _weights(pipeline / "pre/last")
+    slack = facts.slack_id
+    for name in ("model.transformer.wte.weight", "model.transformer.ff_out.weight"):
+        changed = (merged[name] != base[name]).any(dim=1)
+        assert changed[slack] and changed.sum() == 1, name  # only the <slack> row moved
+    assert not torch.equal(merged["model.transformer.blocks.0.q_proj.weight"],
+                           base["model.transformer.blocks.0.q_proj.weight"])  # LoRA merged in
+    assert torch.equal(merged["model.transformer.blocks.0.ff_out.weight"],
+                       base["model.transformer.blocks.0.ff_out.weight"])  # not a LoRA target
+
+
+def test_4bit_paths_skip_cleanly_without_cuda(pipeline, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("exercised on the GPU machine")
+    with pytest.raises(ValueError, match="CUDA"):
+        _sft(pipeline, tmp_path / "q", "--lora", "--load-in-4bit")

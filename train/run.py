@@ -71,7 +71,7 @@ def _train(trainer, args, model, tokenizer, meta: dict) -> int:
                 eval_logs=[h for h in state.log_history if "eval_loss" in h])
     last = Path(args.out) / "last"
     trainer.save_model(str(last))
-    _finish(last, tokenizer, dict(meta, checkpoint="last"))
+    _finish(last, tokenizer, dict(meta, checkpoint="last"), model)
     if state.best_model_checkpoint:
         best = Path(args.out) / "best"
         shutil.rmtree(best, ignore_errors=True)
@@ -79,13 +79,16 @@ def _train(trainer, args, model, tokenizer, meta: dict) -> int:
                         ignore=shutil.ignore_patterns("optimizer.pt", "scheduler.pt", "rng_state*", "trainer_state.json",
                                                       "training_args.bin", "checkpoint_complete"))
         _finish(best, tokenizer, dict(meta, checkpoint="best", best_step=int(state.best_model_checkpoint.split("-")[-1]),
-                                      best_eval_loss=state.best_metric))
+                                      best_eval_loss=state.best_metric), model)
     print(f"saved {last}" + (f" and {Path(args.out) / 'best'}" if state.best_model_checkpoint else ""))
     return 0
 
 
-def _finish(directory: Path, tokenizer, meta: dict) -> None:
+def _finish(directory: Path, tokenizer, meta: dict, model=None) -> None:
     tokenizer.save_pretrained(directory)
+    if (directory / "adapter_config.json").is_file() and model is not None:
+        # an adapter directory still tells load_checkpoint the slack id, collapse map and objective
+        model.config.to_json_file(directory / "config.json")
     (directory / "training.json").write_text(json.dumps(meta, indent=2, default=str))
     (directory / "README.md").write_text(model_card(meta))
 
@@ -159,11 +162,39 @@ def add_sft_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--collapse", choices=("slack", "standard"), default="slack")
     p.add_argument("--emission", choices=("forced", "free"), default="forced")
     p.add_argument("--max-length", type=int, default=256, help="longer examples are skipped and counted")
+    p.add_argument("--lora", action="store_true", help="train LoRA adapters (peft) instead of all weights; the "
+                   "<slack> embedding and output rows train too")
+    p.add_argument("--lora-r", type=int, default=16)
+    p.add_argument("--lora-alpha", type=int, default=32)
+    p.add_argument("--lora-dropout", type=float, default=0.05)
+    p.add_argument("--load-in-4bit", action="store_true", help="QLoRA: 4-bit base weights (CUDA + bitsandbytes)")
     add_common_arguments(p)
 
 
+# LLaDA's module names (Llama names such as o_proj or gate_proj would silently match nothing).
+LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "attn_out", "ff_proj", "up_proj"]
+
+
+def wrap_lora(model, args, slack_id: int | None):
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    if args.load_in_4bit:
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=args.grad_ckpt)
+    extra = {}
+    if slack_id is not None:  # the new token's rows must learn, in the embedding and the untied head
+        heads = ["wte"] + ([] if model.config.weight_tying else ["transformer.ff_out"])
+        extra["trainable_token_indices"] = {name: [slack_id] for name in heads}
+    config = LoraConfig(r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
+                        target_modules=LORA_TARGETS, **extra)
+    return get_peft_model(model, config)
+
+
 def run_sft(args) -> int:
-    model, tokenizer, facts = load_checkpoint(args.base, device="cpu", dtype=torch.float32)
+    if args.load_in_4bit and not args.lora:
+        raise SystemExit("--load-in-4bit trains LoRA adapters on a frozen 4-bit base: add --lora")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype = torch.bfloat16 if args.bf16 else torch.float32
+    model, tokenizer, facts = load_checkpoint(args.base, device=device, dtype=dtype, load_in_4bit=args.load_in_4bit)
     model.train()
     slack_id = None
     if args.objective == "ctc":
@@ -175,6 +206,8 @@ def run_sft(args) -> int:
         model.config.ctc_collapse = args.collapse
     model.config.slack_token_id = slack_id
     model.config.training_objective = args.objective
+    if args.lora:
+        model = wrap_lora(model, args, slack_id)
     data = load_sft(args.data, tokenizer, args.max_length)
     heldout = load_sft(args.heldout, tokenizer, args.max_length).examples if args.heldout else None
     if data.skipped_too_long:
@@ -188,5 +221,6 @@ def run_sft(args) -> int:
                                objective=objective)
     return _train(trainer, args, model, tokenizer, dict(
         stage="sft", objective=args.objective, base=args.base, examples=len(data.examples), data=args.data,
+        lora=args.lora, load_in_4bit=args.load_in_4bit,
         skipped_too_long=data.skipped_too_long, lam=args.lam, s_max=args.s_max, collapse=args.collapse,
         emission=args.emission))
