@@ -154,3 +154,23 @@ def test_4bit_paths_skip_cleanly_without_cuda(pipeline, tmp_path):
         pytest.skip("exercised on the GPU machine")
     with pytest.raises(ValueError, match="CUDA"):
         _sft(pipeline, tmp_path / "q", "--lora", "--load-in-4bit")
+
+
+def test_pretraining_with_the_ctc_term(pipeline, tmp_path):
+    assert main(["pretrain", "--tokenizer", str(pipeline / "tok"), "--data", str(pipeline / "corpus/pretrain.jsonl"),
+                 "--out", str(tmp_path / "p"), "--objective", "ctc", "--seq-len", "32", "--d-model", "32",
+                 "--layers", "1", "--heads", "2", "--mlp", "64", "--steps", "3", "--batch-size", "4",
+                 "--log-every", "1", "--save-every", "10"]) == 0
+    logs = [json.loads(x) for x in (tmp_path / "p/metrics.jsonl").read_text().splitlines()]
+    assert all("ctc" in h and h["ctc"] > 0 for h in logs if "loss" in h)
+    facts = mv.load_checkpoint(tmp_path / "p/last").facts
+    assert facts.objective == "pretrain-ctc" and facts.slack_id is not None
+
+
+def test_eval_reports_heldout_loss_and_accuracy_per_family(pipeline, tmp_path, capsys):
+    out = tmp_path / "eval.json"
+    assert main(["eval", "--checkpoint", str(pipeline / "ctc/last"), "--data", str(pipeline / "corpus/sft_heldout.jsonl"),
+                 "--limit", "12", "--steps", "4", "--gen-length", "8", "--block-length", "8", "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["objective"] == "ctc" and 1 <= res["n"] <= 12 and res["heldout_ce"] > 0
+    assert 0.0 <= res["accuracy"] <= 1.0 and res["per_family"] and res["samples"]

@@ -6,7 +6,7 @@ Each sub-command explains itself: `python -m train COMMAND --help`.
 import argparse
 import sys
 
-from . import corpus, run, tokenizer
+from . import corpus, evaluate, run, tokenizer
 
 # name -> (add_arguments, run, one-line help, description)
 COMMANDS = {
@@ -18,6 +18,8 @@ COMMANDS = {
                  "masked-diffusion pre-training of a small LLaDA-architecture model from scratch"),
     "sft": (run.add_sft_arguments, run.run_sft, run.__doc__,
             "SFT of a checkpoint with CE, or CE + lambda * CTC with <slack> (--objective ctc)"),
+    "eval": (evaluate.add_arguments, evaluate.run, evaluate.__doc__,
+             "held-out loss and exact-answer task accuracy of a checkpoint"),
 }
 
 

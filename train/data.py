@@ -106,17 +106,24 @@ def _batch_rng(seed: int, rows) -> random.Random:
 
 
 class PretrainCollator:
-    """Stacks chunks; 1% of batches are cut to a random shorter length, as in LLaDA."""
+    """Stacks chunks; 1% of batches are cut to a random shorter length, as in LLaDA.
 
-    def __init__(self, short_fraction: float = 0.01, seed: int = 0):
+    With `slack_id` (pre-training with the CTC term, the paper's first open question) each chunk
+    is a "response" with an empty prompt: slack-augmented, EOS-padded, with the CTC fields."""
+
+    def __init__(self, short_fraction: float = 0.01, seed: int = 0, eos_id: int | None = None,
+                 slack_id: int | None = None, s_max: float = 0.5, collapse: str = "slack"):
         self.short_fraction, self.seed = short_fraction, seed
+        self.ctc = SFTCollator(eos_id, slack_id, s_max, collapse, seed) if slack_id is not None else None
 
     def __call__(self, chunks: list[list[int]]) -> dict:
-        ids = torch.tensor(chunks)
         rng = _batch_rng(self.seed, chunks)
         if rng.random() < self.short_fraction:
-            ids = ids[:, : rng.randint(1, ids.shape[1])]
-        return {"input_ids": ids}
+            cut = rng.randint(1, len(chunks[0]))
+            chunks = [c[:cut] for c in chunks]
+        if self.ctc is not None:
+            return self.ctc([SFTExample([], list(c)) for c in chunks])
+        return {"input_ids": torch.tensor(chunks)}
 
 
 class SFTCollator:

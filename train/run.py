@@ -126,6 +126,12 @@ def add_pretrain_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--mlp", type=int, default=688, help="MLP hidden size")
+    p.add_argument("--objective", choices=("ce", "ctc"), default="ce",
+                   help="ctc: also apply the slack/CTC term during pre-training (same code as SFT)")
+    p.add_argument("--lam", type=float, default=0.1, help="weight of the CTC term")
+    p.add_argument("--s-max", type=float, default=0.5, help="slack ratio drawn from U(0, s_max)")
+    p.add_argument("--collapse", choices=("slack", "standard"), default="slack")
+    p.add_argument("--emission", choices=("forced", "free"), default="forced")
     add_common_arguments(p)
 
 
@@ -139,15 +145,23 @@ def run_pretrain(args) -> int:
     config = LLaDAConfig.small(vocab_size=len(tokenizer), d_model=args.d_model, n_layers=args.layers,
                                n_heads=args.heads, n_kv_heads=args.heads, mlp_hidden_size=args.mlp,
                                max_sequence_length=max(512, args.seq_len), **ids)
-    config.training_objective = "pretrain"
+    slack_id = None
+    if args.objective == "ctc":
+        slack_id = tokenizer.convert_tokens_to_ids(SLACK)
+        config.update(dict(slack_token_id=slack_id, ctc_collapse=args.collapse))
+        config.max_sequence_length = max(config.max_sequence_length, int(args.seq_len * (1 + args.s_max)) + 1)
+    config.training_objective = "pretrain" if args.objective == "ce" else "pretrain-ctc"
     model = LLaDAModelLM(config)
     chunks = load_pretrain_chunks(args.data, tokenizer, args.seq_len)
     heldout = load_pretrain_chunks(args.heldout, tokenizer, args.seq_len) if args.heldout else None
-    objective = Objective("pretrain", mask_id=config.mask_token_id)
+    objective = Objective("pretrain", mask_id=config.mask_token_id, kind=args.objective, slack_id=slack_id,
+                          lam=args.lam, collapse=args.collapse, emission=args.emission)
+    collator = PretrainCollator(seed=args.seed, eos_id=tokenizer.eos_token_id, slack_id=slack_id,
+                                s_max=args.s_max, collapse=args.collapse)
     trainer = DiffusionTrainer(model=model, args=training_arguments(args, heldout is not None), train_dataset=chunks,
-                               eval_dataset=heldout, data_collator=PretrainCollator(seed=args.seed),
-                               objective=objective)
-    return _train(trainer, args, model, tokenizer, dict(stage="pretrain", chunks=len(chunks), seq_len=args.seq_len,
+                               eval_dataset=heldout, data_collator=collator, objective=objective)
+    return _train(trainer, args, model, tokenizer, dict(stage="pretrain", objective=args.objective,
+                                                       chunks=len(chunks), seq_len=args.seq_len,
                                                        params=sum(p.numel() for p in model.parameters()),
                                                        data=args.data))
 

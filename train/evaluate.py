@@ -1,0 +1,103 @@
+"""`python -m train eval`: held-out loss and task accuracy of a checkpoint.
+
+Held-out loss is LLaDA's SFT cross-entropy on the original responses, with masks drawn from a
+fixed seed, so CE and CTC checkpoints are compared on the same footing. Task accuracy decodes each
+held-out prompt that has an exact answer with `mdlm_viz.generate` (the sampler the app uses) and
+counts exact matches per task family.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+
+import mdlm_viz as mv
+
+from . import objectives as obj
+from .data import SFTCollator, load_sft, read_jsonl, split_chat
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, help="checkpoint directory or hub id")
+    p.add_argument("--data", required=True, nargs="+", help="held-out SFT JSONL (records with 'answer' are scored)")
+    p.add_argument("--limit", type=int, default=200, help="at most this many prompts are decoded")
+    p.add_argument("--steps", type=int, default=None, help="sampler steps (default: the checkpoint's)")
+    p.add_argument("--gen-length", type=int, default=None)
+    p.add_argument("--block-length", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-length", type=int, default=256)
+    p.add_argument("--out", default=None, help="write the results as JSON here")
+
+
+@torch.no_grad()
+def heldout_loss(model, tokenizer, facts, paths, max_length: int, batch_size: int, seed: int) -> float:
+    data = load_sft(paths, tokenizer, max_length)
+    collate = SFTCollator(tokenizer.eos_token_id)
+    gen = torch.Generator().manual_seed(seed)
+    total, n = 0.0, 0
+    for i in range(0, len(data.examples), batch_size):
+        batch = collate(data.examples[i:i + batch_size])
+        ids = batch["input_ids"]
+        maskable = torch.arange(ids.shape[1])[None, :] >= batch["prompt_lengths"][:, None]
+        noised = obj.forward_mask(ids, mask_id=facts.mask_id, maskable=maskable, generator=gen)
+        device = next(model.parameters()).device
+        log_probs = obj.log_softmax32(model(input_ids=noised.noisy.to(device)).logits).cpu()
+        loss = obj.sft_loss(log_probs, ids, noised.masked, noised.p_mask, batch["answer_lengths"])
+        total += float(loss) * len(ids)
+        n += len(ids)
+    return total / n
+
+
+def decode_batch(model, tokenizer, facts, messages_list, **sampler) -> list[str]:
+    """Left-pad chat prompts and decode them together."""
+    prompts = [tokenizer.apply_chat_template(m, add_generation_prompt=True, tokenize=True, return_dict=False)
+               for m in messages_list]
+    L = max(map(len, prompts))
+    pad = facts.pad_id if facts.pad_id is not None else facts.eos_id
+    ids = torch.tensor([[pad] * (L - len(p)) + p for p in prompts])
+    mask = torch.tensor([[0] * (L - len(p)) + [1] * len(p) for p in prompts])
+    out = mv.generate(model, ids, attention_mask=mask, **facts.sampler_kwargs(), **sampler)
+    return [t.strip() for t in out.texts(tokenizer)]
+
+
+def task_accuracy(model, tokenizer, facts, paths, limit: int, batch_size: int, **sampler) -> dict:
+    records = [r for p in paths for r in read_jsonl(p) if r.get("answer") not in (None, "")][:limit]
+    right, count = defaultdict(int), defaultdict(int)
+    samples = []
+    for i in range(0, len(records), batch_size):
+        chunk = records[i:i + batch_size]
+        texts = decode_batch(model, tokenizer, facts, [split_chat(r)[0] for r in chunk], **sampler)
+        for rec, text in zip(chunk, texts):
+            family = rec.get("family", "all")
+            count[family] += 1
+            right[family] += text == str(rec["answer"]).strip()
+            if len(samples) < 8:
+                samples.append({"prompt": split_chat(rec)[0][-1]["content"], "answer": rec["answer"], "output": text})
+    per_family = {f: round(right[f] / count[f], 4) for f in sorted(count)}
+    overall = sum(right.values()) / max(1, sum(count.values()))
+    return {"accuracy": round(overall, 4), "per_family": per_family, "n": sum(count.values()), "samples": samples}
+
+
+def run(args) -> int:
+    model, tokenizer, facts = mv.load_checkpoint(args.checkpoint)
+    defaults = dict(steps=64, gen_length=64, block_length=32, **facts.defaults)
+    sampler = {k: v for k, v in dict(steps=args.steps, gen_length=args.gen_length,
+                                      block_length=args.block_length).items() if v is not None}
+    sampler = {**defaults, **sampler}
+    torch.manual_seed(args.seed)
+    results = {
+        "checkpoint": str(args.checkpoint), "objective": facts.objective, "sampler": sampler,
+        "heldout_ce": round(heldout_loss(model, tokenizer, facts, args.data, args.max_length, args.batch_size,
+                                         args.seed), 4),
+        **task_accuracy(model, tokenizer, facts, args.data, args.limit, args.batch_size, **sampler),
+    }
+    text = json.dumps(results, indent=2, ensure_ascii=False)
+    if args.out:
+        Path(args.out).write_text(text)
+    print(text)
+    return 0
