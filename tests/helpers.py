@@ -19,23 +19,27 @@ CHAT_TEMPLATE = (
 )
 
 
-def make_tokenizer():
+def make_tokenizer(with_slack: bool = True):
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    vocab = {t: i for i, t in enumerate(SPECIALS + WORDS)}
+    specials = SPECIALS if with_slack else [t for t in SPECIALS if t != "<slack>"]
+    vocab = {t: i for i, t in enumerate(specials + WORDS)}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok, bos_token="<|startoftext|>", eos_token="<|endoftext|>", pad_token="<|endoftext|>",
-        mask_token="<|mdm_mask|>", unk_token="[UNK]", additional_special_tokens=["<slack>", "<|eot_id|>", "<|start_header_id|>", "<|end_header_id|>"],
+        mask_token="<|mdm_mask|>", unk_token="[UNK]",
+        additional_special_tokens=(["<slack>"] if with_slack else []) + ["<|eot_id|>", "<|start_header_id|>",
+                                                                        "<|end_header_id|>"],
     )
     fast.chat_template = CHAT_TEMPLATE
     return fast
 
 
-def make_tiny_checkpoint(directory: Path, slack: bool = False, collapse: str = "slack") -> Path:
-    tok = make_tokenizer()
+def make_tiny_checkpoint(directory: Path, slack: bool = False, collapse: str = "slack",
+                         tokenizer_has_slack: bool = True) -> Path:
+    tok = make_tokenizer(with_slack=tokenizer_has_slack)
     ids = tok.convert_tokens_to_ids
     cfg = LLaDAConfig.small(
         vocab_size=len(tok), mask_token_id=ids("<|mdm_mask|>"), eos_token_id=ids("<|endoftext|>"),

@@ -174,3 +174,26 @@ def test_eval_reports_heldout_loss_and_accuracy_per_family(pipeline, tmp_path, c
     res = json.loads(out.read_text())
     assert res["objective"] == "ctc" and 1 <= res["n"] <= 12 and res["heldout_ce"] > 0
     assert 0.0 <= res["accuracy"] <= 1.0 and res["per_family"] and res["samples"]
+
+
+def test_sft_ctc_adds_the_slack_token_when_the_base_lacks_it(tmp_path):
+    """The LLaDA-8B path: its tokenizer has no <slack>; the token is added, the embeddings resized."""
+    from tests.helpers import make_tiny_checkpoint
+
+    base = make_tiny_checkpoint(tmp_path / "base", tokenizer_has_slack=False)
+    before = mv.load_checkpoint(base)
+    assert "<slack>" not in before.tokenizer.get_vocab()
+    rows = before.model.get_input_embeddings().weight.shape[0]
+    data = tmp_path / "sft.jsonl"
+    data.write_text("\n".join(json.dumps({"prompt": "copy the cat", "response": "the cat"}) for _ in range(8)))
+    assert main(["sft", "--base", str(base), "--data", str(data), "--objective", "ctc", "--out", str(tmp_path / "o"),
+                 "--steps", "2", "--batch-size", "4", "--save-every", "10", "--lora", "--lora-r", "2"]) == 0
+    model, tok, facts = mv.load_checkpoint(tmp_path / "o/last")
+    assert facts.slack_id == tok.convert_tokens_to_ids("<slack>") == rows
+    assert model.get_input_embeddings().weight.shape[0] == rows + 1
+
+
+def test_missing_data_file_says_what_is_missing(pipeline, tmp_path):
+    with pytest.raises(DataError, match="no such file"):
+        main(["sft", "--base", str(pipeline / "pre/last"), "--data", str(tmp_path / "nope.jsonl"),
+              "--out", str(tmp_path / "o")])

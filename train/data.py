@@ -22,6 +22,9 @@ class DataError(ValueError):
 
 
 def read_jsonl(path: str | Path) -> list[dict]:
+    if not Path(path).is_file():
+        raise DataError(f"{path}: no such file; build a corpus with `python -m train corpus --out DIR` "
+                        "or pass JSONL files with 'messages' or 'prompt'/'response' records")
     records = []
     with open(path, encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
