@@ -197,3 +197,18 @@ def test_missing_data_file_says_what_is_missing(pipeline, tmp_path):
     with pytest.raises(DataError, match="no such file"):
         main(["sft", "--base", str(pipeline / "pre/last"), "--data", str(tmp_path / "nope.jsonl"),
               "--out", str(tmp_path / "o")])
+
+
+def test_sft_reads_hugging_face_datasets(pipeline, tmp_path):
+    pytest.importorskip("datasets")
+    from train.data import read_records
+
+    local = tmp_path / "chat_ds"
+    local.mkdir()
+    rows = [{"messages": [{"role": "user", "content": "copy 1 0 0"}, {"role": "assistant", "content": "1 0 0"}]}] * 6
+    (local / "train.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    assert len(read_records(f"hf:{local}")) == 6
+    assert main(["sft", "--base", str(pipeline / "pre/last"), "--data", f"hf:{local}", "--objective", "ce",
+                 "--out", str(tmp_path / "o"), "--steps", "1", "--batch-size", "2", "--save-every", "5"]) == 0
+    with pytest.raises(DataError, match="could not load the dataset"):
+        read_records("hf:allenai/no-such-dataset-offline")

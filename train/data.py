@@ -1,7 +1,9 @@
 """Datasets and collators: token chunks for pre-training, prompt/response pairs for SFT.
 
 SFT examples come from JSONL in chat format (`{"messages": [...]}`, the last message being the
-assistant's answer) or `{"prompt", "response"}`. A malformed line is reported with its file and
+assistant's answer) or `{"prompt", "response"}`, or from a Hugging Face dataset with the same
+columns through the `datasets` library: `hf:owner/name` or `hf:owner/name:split` (online, e.g. a
+tulu-style SFT mixture), or `hf:/local/dataset/dir`. A malformed line is reported with its file and
 line number; over-long examples are truncated (pre-training) or skipped (SFT) and counted.
 """
 
@@ -19,6 +21,28 @@ from .objectives import insert_slack
 
 class DataError(ValueError):
     """Bad training data; the message names the file and line."""
+
+
+HF_PREFIX = "hf:"
+
+
+def read_hf_dataset(spec: str) -> list[dict]:
+    """Records of `hf:NAME[:SPLIT]` loaded with `datasets` (split defaults to train)."""
+    name, _, split = spec[len(HF_PREFIX):].partition(":")
+    try:
+        import datasets
+    except ImportError as err:
+        raise DataError(f"{spec}: reading Hugging Face datasets needs `pip install datasets`") from err
+    try:
+        rows = datasets.load_dataset(name, split=split or "train")
+    except Exception as err:  # offline, unknown name, missing split...: say which and why
+        raise DataError(f"{spec}: could not load the dataset ({type(err).__name__}: {err}). Offline "
+                        "(HF_HUB_OFFLINE=1) only cached or local datasets load.") from err
+    return [dict(row, _where=f"{spec}[{i}]") for i, row in enumerate(rows)]
+
+
+def read_records(path: str | Path) -> list[dict]:
+    return read_hf_dataset(str(path)) if str(path).startswith(HF_PREFIX) else read_jsonl(path)
 
 
 def read_jsonl(path: str | Path) -> list[dict]:
@@ -73,7 +97,7 @@ class SFTData:
 def load_sft(paths, tokenizer, max_length: int) -> SFTData:
     data = SFTData([], sources=[str(p) for p in paths])
     for path in paths:
-        for rec in read_jsonl(path):
+        for rec in read_records(path):
             messages, answer = split_chat(rec)
             prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
                                                    return_dict=False)

@@ -169,7 +169,8 @@ def run_pretrain(args) -> int:
 # ------------------------------------------------------------------------------------ sft
 def add_sft_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--base", required=True, help="checkpoint to fine-tune: a directory or hub id")
-    p.add_argument("--data", required=True, nargs="+", help="SFT JSONL files (chat 'messages' or prompt/response)")
+    p.add_argument("--data", required=True, nargs="+", help="SFT JSONL files (chat 'messages' or prompt/response), or "
+                   "hf:owner/name[:split] for a Hugging Face dataset in chat format")
     p.add_argument("--objective", choices=("ce", "ctc"), default="ce")
     p.add_argument("--lam", type=float, default=0.1, help="weight of the CTC term")
     p.add_argument("--s-max", type=float, default=0.5, help="slack ratio drawn from U(0, s_max)")
