@@ -4,8 +4,9 @@
     sft        LLaDA SFT of a checkpoint with --objective ce (CE only) or ctc (CE + lambda * CTC)
 
 CE and CTC runs from the same base with the same data, steps and seed are matched by
-construction: the masking noise comes from the same seeded stream, and slack insertion from its
-own generator. The objective, collapse map and slack id are saved in the checkpoint's config so
+construction: same initial weights, batches in the same order, masking noise from the same seed;
+slack insertion (ctc only) draws from a generator seeded by each batch's content, so resuming
+reproduces it. The objective, collapse map and slack id are saved in the checkpoint's config so
 `mdlm_viz.load_checkpoint` decodes it correctly.
 """
 
