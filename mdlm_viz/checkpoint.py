@@ -36,7 +36,7 @@ class DecodingFacts:
     eot_id: int | None = None
     pad_id: int | None = None
     slack_id: int | None = None  # set for checkpoints trained with the CTC/<slack> objective
-    objective: str | None = None  # "pretrain", "ce", "ctc" or None when unknown (e.g. LLaDA-8B itself)
+    objective: str | None = None  # "pretrain", "pretrain-ctc", "ce", "ctc"; None if unknown (LLaDA-8B)
     collapse: str | None = None  # "slack" or "standard" for CTC checkpoints
     defaults: dict = field(default_factory=dict)  # sampler defaults: steps, gen_length, block_length...
 

@@ -40,5 +40,16 @@ def main(argv=None) -> int:
     return int(args.run(args) or 0)
 
 
+def cli() -> int:
+    """main() for people: bad input ends with one clear line instead of a traceback."""
+    from .data import DataError
+
+    try:
+        return main()
+    except (DataError, FileNotFoundError, FloatingPointError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())

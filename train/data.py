@@ -94,7 +94,14 @@ class SFTData:
     sources: list[str] = field(default_factory=list)
 
 
-def load_sft(paths, tokenizer, max_length: int) -> SFTData:
+def slack_length(n: int, s_max: float, repeats: int = 0) -> int:
+    """Longest a response of n tokens can get after slack insertion (repeats: forced slacks)."""
+    return n + repeats + round(s_max * n)
+
+
+def load_sft(paths, tokenizer, max_length: int, s_max: float = 0.0, collapse: str = "slack") -> SFTData:
+    """Tokenised examples; those that could exceed max_length (after slack insertion when s_max > 0)
+    are skipped and counted."""
     data = SFTData([], sources=[str(p) for p in paths])
     for path in paths:
         for rec in read_records(path):
@@ -102,7 +109,8 @@ def load_sft(paths, tokenizer, max_length: int) -> SFTData:
             prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
                                                    return_dict=False)
             response = tokenizer(answer, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-            if len(prompt) + len(response) > max_length:
+            repeats = sum(a == b for a, b in zip(response, response[1:])) if collapse == "standard" else 0
+            if len(prompt) + slack_length(len(response), s_max, repeats) > max_length:
                 data.skipped_too_long += 1
                 continue
             data.examples.append(SFTExample(list(prompt), response))

@@ -18,7 +18,7 @@ import torch
 import mdlm_viz as mv
 
 from . import objectives as obj
-from .data import SFTCollator, load_sft, read_jsonl, split_chat
+from .data import SFTCollator, load_sft, read_records, split_chat
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -66,7 +66,7 @@ def decode_batch(model, tokenizer, facts, messages_list, **sampler) -> list[str]
 
 
 def task_accuracy(model, tokenizer, facts, paths, limit: int, batch_size: int, **sampler) -> dict:
-    records = [r for p in paths for r in read_jsonl(p) if r.get("answer") not in (None, "")][:limit]
+    records = [r for p in paths for r in read_records(p) if r.get("answer") not in (None, "")][:limit]
     right, count = defaultdict(int), defaultdict(int)
     samples = []
     for i in range(0, len(records), batch_size):

@@ -38,9 +38,10 @@ def forward_mask(input_ids: torch.Tensor, *, mask_id: int, eps: float = 1e-3, ma
     """LLaDA's forward process. `maskable` [B, L] bool (default: everything) protects the prompt in SFT."""
     B, L = input_ids.shape
     dev = input_ids.device
-    t = torch.rand(B, 1, generator=generator, device=dev)
+    where = generator.device if generator is not None else dev
+    t = torch.rand(B, 1, generator=generator, device=where).to(dev)  # drawn first: independent of L
     p_mask = (1 - eps) * t + eps
-    masked = torch.rand(B, L, generator=generator, device=dev) < p_mask
+    masked = torch.rand(B, L, generator=generator, device=where).to(dev) < p_mask
     if maskable is not None:
         masked &= maskable
     return Noised(torch.where(masked, mask_id, input_ids), masked, p_mask)

@@ -23,7 +23,7 @@ from transformers import TrainingArguments
 
 from mdlm_viz import LLaDAConfig, LLaDAModelLM, load_checkpoint
 
-from .data import PretrainCollator, SFTCollator, load_pretrain_chunks, load_sft
+from .data import DataError, PretrainCollator, SFTCollator, load_pretrain_chunks, load_sft, slack_length
 from .tokenizer import SLACK, config_token_ids
 from .trainer import DiffusionTrainer, Objective, last_complete_checkpoint
 
@@ -64,6 +64,7 @@ def _train(trainer, args, model, tokenizer, meta: dict) -> int:
     if args.resume:
         resume = last_complete_checkpoint(args.out)
         print(f"resuming from {resume}" if resume else f"no complete checkpoint in {args.out}: starting afresh")
+        _truncate_metrics(Path(args.out) / "metrics.jsonl", int(resume.name.split("-")[-1]) if resume else 0)
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     state = trainer.state
     meta = dict(meta, steps=state.global_step, wall_time_s=round(time.time() - t0, 1),
@@ -83,6 +84,13 @@ def _train(trainer, args, model, tokenizer, meta: dict) -> int:
                                       best_eval_loss=state.best_metric), model)
     print(f"saved {last}" + (f" and {Path(args.out) / 'best'}" if state.best_model_checkpoint else ""))
     return 0
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop the log lines a resumed run is about to write again (those after its checkpoint)."""
+    if path.is_file():
+        keep = [line for line in path.read_text().splitlines() if json.loads(line).get("step", 0) <= step]
+        path.write_text("".join(line + "\n" for line in keep))
 
 
 def _finish(directory: Path, tokenizer, meta: dict, model=None) -> None:
@@ -139,6 +147,8 @@ def add_pretrain_arguments(p: argparse.ArgumentParser) -> None:
 def run_pretrain(args) -> int:
     from transformers import AutoTokenizer
 
+    if not Path(args.tokenizer).is_dir():
+        raise SystemExit(f"--tokenizer {args.tokenizer}: no such directory; make one with `python -m train tokenizer`")
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
     torch.manual_seed(args.seed)
     ids = config_token_ids(tokenizer)
@@ -148,19 +158,30 @@ def run_pretrain(args) -> int:
                                max_sequence_length=max(512, args.seq_len), **ids)
     slack_id = None
     if args.objective == "ctc":
+        if SLACK not in tokenizer.get_vocab():
+            raise SystemExit(f"--objective ctc needs a {SLACK} token in the tokenizer ({args.tokenizer}); "
+                             "train one with `python -m train tokenizer`")
         slack_id = tokenizer.convert_tokens_to_ids(SLACK)
         config.update(dict(slack_token_id=slack_id, ctc_collapse=args.collapse))
-        config.max_sequence_length = max(config.max_sequence_length, int(args.seq_len * (1 + args.s_max)) + 1)
+        # worst case: every gap of a chunk of repeats gets a slack (standard), plus s_max * seq_len
+        longest = slack_length(args.seq_len, args.s_max, args.seq_len - 1 if args.collapse == "standard" else 0)
+        config.max_sequence_length = max(config.max_sequence_length, longest)
     config.training_objective = "pretrain" if args.objective == "ce" else "pretrain-ctc"
     model = LLaDAModelLM(config)
     chunks = load_pretrain_chunks(args.data, tokenizer, args.seq_len)
-    heldout = load_pretrain_chunks(args.heldout, tokenizer, args.seq_len) if args.heldout else None
+    heldout = None
+    if args.heldout:
+        try:
+            heldout = load_pretrain_chunks(args.heldout, tokenizer, args.seq_len)
+        except DataError as err:
+            print(f"warning: no held-out evaluation: {err}")
     objective = Objective("pretrain", mask_id=config.mask_token_id, kind=args.objective, slack_id=slack_id,
                           lam=args.lam, collapse=args.collapse, emission=args.emission)
     collator = PretrainCollator(seed=args.seed, eos_id=tokenizer.eos_token_id, slack_id=slack_id,
                                 s_max=args.s_max, collapse=args.collapse)
     trainer = DiffusionTrainer(model=model, args=training_arguments(args, heldout is not None), train_dataset=chunks,
-                               eval_dataset=heldout, data_collator=collator, objective=objective)
+                               eval_dataset=heldout, data_collator=collator,
+                               eval_collator=PretrainCollator(short_fraction=0.0), objective=objective)
     return _train(trainer, args, model, tokenizer, dict(stage="pretrain", objective=args.objective,
                                                        chunks=len(chunks), seq_len=args.seq_len,
                                                        params=sum(p.numel() for p in model.parameters()),
@@ -187,8 +208,9 @@ def add_sft_arguments(p: argparse.ArgumentParser) -> None:
     add_common_arguments(p)
 
 
-# LLaDA's module names (Llama names such as o_proj or gate_proj would silently match nothing).
-LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "attn_out", "ff_proj", "up_proj"]
+# LLaDA's module names inside the blocks (Llama names such as o_proj or gate_proj would silently match
+# nothing). A regex, because the blocks' ff_out (MLP down projection) shares its name with the LM head.
+LORA_TARGETS = r".*\.blocks\.\d+\.(q_proj|k_proj|v_proj|attn_out|ff_proj|up_proj|ff_out)"
 
 
 def wrap_lora(model, args, slack_id: int | None):
@@ -209,7 +231,8 @@ def run_sft(args) -> int:
     if args.load_in_4bit and not args.lora:
         raise SystemExit("--load-in-4bit trains LoRA adapters on a frozen 4-bit base: add --lora")
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    dtype = torch.bfloat16 if args.bf16 else torch.float32
+    # Full fine-tuning keeps float32 master weights (--bf16 autocasts); a frozen LoRA base is bf16.
+    dtype = torch.bfloat16 if args.bf16 and args.lora else torch.float32
     model, tokenizer, facts = load_checkpoint(args.base, device=device, dtype=dtype, load_in_4bit=args.load_in_4bit)
     model.train()
     slack_id = None
@@ -224,7 +247,9 @@ def run_sft(args) -> int:
     model.config.training_objective = args.objective
     if args.lora:
         model = wrap_lora(model, args, slack_id)
-    data = load_sft(args.data, tokenizer, args.max_length)
+    # Slack makes responses longer: budget for it so no augmented example exceeds --max-length.
+    slack = dict(s_max=args.s_max, collapse=args.collapse) if args.objective == "ctc" else {}
+    data = load_sft(args.data, tokenizer, args.max_length, **slack)
     heldout = load_sft(args.heldout, tokenizer, args.max_length).examples if args.heldout else None
     if data.skipped_too_long:
         print(f"skipped {data.skipped_too_long} examples longer than --max-length {args.max_length}")
@@ -234,7 +259,7 @@ def run_sft(args) -> int:
     torch.manual_seed(args.seed)
     trainer = DiffusionTrainer(model=model, args=training_arguments(args, heldout is not None),
                                train_dataset=data.examples, eval_dataset=heldout, data_collator=collator,
-                               objective=objective)
+                               eval_collator=SFTCollator(tokenizer.eos_token_id), objective=objective)
     return _train(trainer, args, model, tokenizer, dict(
         stage="sft", objective=args.objective, base=args.base, examples=len(data.examples), data=args.data,
         lora=args.lora, load_in_4bit=args.load_in_4bit,

@@ -52,18 +52,21 @@ def last_complete_checkpoint(output_dir: str | Path) -> Path | None:
     for p in reversed(found):
         if (p / COMPLETE).is_file():
             return p
-        shutil.move(str(p), str(p) + ".incomplete")
-        print(f"ignoring interrupted checkpoint {p.name} (moved to {p.name}.incomplete)")
+        aside = out / f"incomplete-{p.name}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+        shutil.move(str(p), str(aside))
+        print(f"ignoring interrupted checkpoint {p.name} (moved to {aside.name})")
     return None
 
 
 class DiffusionTrainer(Trainer):
-    def __init__(self, *args, objective: Objective, **kwargs):
+    def __init__(self, *args, objective: Objective, eval_collator=None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.eval_collator = eval_collator  # held-out batches: no slack, no random cut
         self.objective = objective
         self._parts: dict[str, list[float]] = {}
         self._tokens, self._clock = 0, time.perf_counter()
         self._eval_gen = torch.Generator()
+        self._micro = (-1, 0)  # (global step, micro-batch index within it)
         self.add_callback(MetricsFile(Path(self.args.output_dir) / "metrics.jsonl"))
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -71,9 +74,11 @@ class DiffusionTrainer(Trainer):
         ids = inputs["input_ids"]
         pos = torch.arange(ids.shape[1], device=ids.device)[None, :]
         maskable = pos >= inputs["prompt_lengths"][:, None] if o.stage == "sft" else None
-        # Held-out batches are masked by a generator reset at every evaluation: comparable numbers,
-        # and the training noise stream is left untouched.
-        gen = None if model.training else self._eval_gen
+        # Training noise comes from a generator keyed by (seed, step, micro-batch): CE and CTC runs
+        # draw the same t per sequence at the same step whatever their canvas lengths, and a resumed
+        # run draws what the uninterrupted one did. Held-out batches use a generator reset at every
+        # evaluation, so evaluations are comparable.
+        gen = self._train_noise() if model.training else self._eval_gen
         noised = obj.forward_mask(ids, mask_id=o.mask_id, eps=o.eps, maskable=maskable, generator=gen)
         if model.training:
             self._tokens += ids.numel()
@@ -85,7 +90,7 @@ class DiffusionTrainer(Trainer):
             ce = obj.pretrain_loss(log_probs, ids, noised.masked, noised.p_mask)
         loss = ce
         self._note("ce", ce)
-        if o.kind == "ctc":
+        if o.kind == "ctc" and "ctc_targets" in inputs:
             ctc, feasible = obj.ctc_term(
                 log_probs, noised.noisy, noised.masked, inputs["prompt_lengths"], inputs["ctc_region_lengths"],
                 inputs["ctc_targets"], inputs["ctc_target_lengths"], slack_id=o.slack_id, collapse=o.collapse,
@@ -99,6 +104,11 @@ class DiffusionTrainer(Trainer):
                 f"in {self.args.output_dir} is intact: lower the learning rate and resume from it")
         return (loss, {"logits": logits}) if return_outputs else loss
 
+    def _train_noise(self) -> torch.Generator:
+        step, micro = self._micro
+        self._micro = (self.state.global_step, micro + 1 if step == self.state.global_step else 0)
+        return torch.Generator().manual_seed(hash((self.args.seed, *self._micro)) & (2**63 - 1))
+
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         """Held-out loss = the training objective on held-out data (there are no labels to predict)."""
         inputs = self._prepare_inputs(inputs)
@@ -107,9 +117,16 @@ class DiffusionTrainer(Trainer):
         return loss.detach(), None, None
 
     def evaluate(self, *args, **kwargs):
+        """Held-out loss = CE on the original responses for every objective (the CTC term needs
+        slack-augmented batches), so CE and CTC runs are compared, and their best picked, alike."""
         self._eval_gen.manual_seed(self.args.seed)
         self._parts = {}
-        return super().evaluate(*args, **kwargs)
+        train_collator = self.data_collator
+        self.data_collator = self.eval_collator or train_collator
+        try:
+            return super().evaluate(*args, **kwargs)
+        finally:
+            self.data_collator = train_collator
 
     def _save_checkpoint(self, model, trial):
         super()._save_checkpoint(model, trial)
