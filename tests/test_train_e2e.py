@@ -213,3 +213,27 @@ def test_sft_reads_hugging_face_datasets(pipeline, tmp_path):
                  "--out", str(tmp_path / "o"), "--steps", "1", "--batch-size", "2", "--save-every", "5"]) == 0
     with pytest.raises(DataError, match="could not load the dataset"):
         read_records("hf:allenai/no-such-dataset-offline")
+
+
+def test_nan_gradients_stop_the_run_before_the_weights_change(pipeline, tmp_path, monkeypatch):
+    from train.trainer import DiffusionTrainer, last_complete_checkpoint
+
+    real = DiffusionTrainer.compute_loss
+
+    class NaNGradient(torch.autograd.Function):  # identity forward, NaN backward
+        @staticmethod
+        def forward(ctx, x):
+            return x.clone()
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * float("nan")
+
+    def nan_grads_on_step_5(self, model, inputs, *a, **k):
+        loss = real(self, model, inputs, *a, **k)
+        return NaNGradient.apply(loss) if self.state.global_step == 4 else loss  # finite loss, NaN gradients
+
+    monkeypatch.setattr(DiffusionTrainer, "compute_loss", nan_grads_on_step_5)
+    with pytest.raises(FloatingPointError, match="non-finite"):
+        _sft(pipeline, tmp_path / "run")
+    assert last_complete_checkpoint(tmp_path / "run").name == "checkpoint-3"

@@ -68,6 +68,7 @@ class DiffusionTrainer(Trainer):
         self._eval_gen = torch.Generator()
         self._micro = (-1, 0)  # (global step, micro-batch index within it)
         self.add_callback(MetricsFile(Path(self.args.output_dir) / "metrics.jsonl"))
+        self.add_callback(FiniteGradients())
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         o = self.objective
@@ -154,6 +155,18 @@ class DiffusionTrainer(Trainer):
             logs["tokens_per_s"] = round(self._tokens / max(now - self._clock, 1e-9), 1)
             self._tokens, self._clock = 0, now
         super().log(logs, *args, **kwargs)
+
+
+class FiniteGradients(TrainerCallback):
+    """A finite loss can still give NaN/inf gradients: stop before the optimiser writes them into
+    the weights (and a later checkpoint saves them)."""
+
+    def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
+        grads = [p.grad for p in model.parameters() if p.grad is not None]
+        if grads and not torch.isfinite(torch.stack(torch._foreach_norm(grads))).all():
+            raise FloatingPointError(
+                f"non-finite gradients at step {state.global_step}; the last good checkpoint in {args.output_dir} "
+                "is intact: lower the learning rate and resume from it")
 
 
 class MetricsFile(TrainerCallback):
