@@ -1,0 +1,30 @@
+"""Figures are built from plain data and show what the data says."""
+
+import torch
+
+import mdlm_viz as mv
+from mdlm_viz import ctc, figures
+
+
+def test_commit_heatmap_marks_each_commit_and_each_displacement(tiny_model):
+    g = mv.generate(tiny_model, torch.tensor([[10, 11, 12]]), steps=8, gen_length=16, block_length=8,
+                    record_trace=True, interventions=[mv.RandomShifts(0.2, seed=1)])
+    tr = g.trace
+    fig = figures.commit_heatmap(tr, token_text=lambda t: f"t{t}")
+    z = fig.data[0].z
+    assert len(z) == 8 and len(z[0]) == 16
+    filled = sum(v is not None for row in z for v in row)
+    assert filled == sum(len(s.positions) for s in tr.steps)
+    assert len(fig.layout.annotations) == len(tr.displacements) > 0
+
+
+def test_alignment_heatmap_draws_the_posterior_and_the_viterbi_path():
+    torch.manual_seed(0)
+    lp = torch.log_softmax(torch.randn(7, 6), -1)
+    for collapse in ("slack", "standard"):
+        al = ctc.alignment(lp, [1, 0, 0], slack_id=5, collapse=collapse)
+        fig = figures.alignment_heatmap(al, target_text=["1", "0", "0"], log_scale=collapse == "standard")
+        heat, path = fig.data
+        assert len(heat.z) == 7 and len(heat.z[0]) == 4
+        assert list(path.x) == [heat.x[s] for s in al.path]
+        assert collapse in fig.layout.title.text
