@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from .ctc import COLLAPSE_MAPS
 from .interventions import ShiftPlanner
-from .trace import Displacement, Step, Trace
+from .trace import Displacement, Step, Trace, clean_response
 
 REMASKING = ("low_confidence", "random", "margin", "entropy")
 
@@ -100,13 +100,8 @@ class Generation:
         return self.traces[0]
 
     def response_ids(self, i: int = 0, *, strip_slack: bool = True, stop_at_eos: bool = True) -> list[int]:
-        out = []
-        for t in self.tokens[i, self.prompt_length:].tolist():
-            if stop_at_eos and self.eos_id is not None and t == self.eos_id:
-                break
-            if not (strip_slack and self.slack_id is not None and t == self.slack_id):
-                out.append(t)
-        return out
+        return clean_response(self.tokens[i, self.prompt_length:].tolist(), self.eos_id, self.slack_id,
+                              strip_slack=strip_slack, stop_at_eos=stop_at_eos)
 
     def texts(self, tokenizer, **kw) -> list[str]:
         return [tokenizer.decode(self.response_ids(i, **kw), skip_special_tokens=True) for i in range(len(self.tokens))]

@@ -14,6 +14,18 @@ from pathlib import Path
 TRACE_FORMAT = "mdlm-viz.trace/1"
 
 
+def clean_response(tokens, eos_id: int | None, slack_id: int | None, *, strip_slack: bool = True,
+                   stop_at_eos: bool = True) -> list[int]:
+    """Response ids as text: cut at the first EOS, `<slack>` removed (the raw canvas keeps both)."""
+    out = []
+    for t in tokens:
+        if stop_at_eos and eos_id is not None and t == eos_id:
+            break
+        if not (strip_slack and slack_id is not None and t == slack_id):
+            out.append(t)
+    return out
+
+
 @dataclass
 class Displacement:
     """One positional shift: the token at `source` moved to `target`, `source` masked again."""
@@ -94,14 +106,7 @@ class Trace:
 
     def response(self, *, strip_slack: bool = True, stop_at_eos: bool = True) -> list[int]:
         """Final response ids: cut at the first EOS, `<slack>` removed (the raw canvas keeps both)."""
-        out = []
-        for t in self.final:
-            if stop_at_eos and self.eos_id is not None and t == self.eos_id:
-                break
-            if strip_slack and self.slack_id is not None and t == self.slack_id:
-                continue
-            out.append(t)
-        return out
+        return clean_response(self.final, self.eos_id, self.slack_id, strip_slack=strip_slack, stop_at_eos=stop_at_eos)
 
     # ---- serialisation ----
     def to_dict(self) -> dict:
