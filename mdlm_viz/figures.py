@@ -64,3 +64,102 @@ def alignment_heatmap(al: Alignment, target_text: Sequence[str] | None = None, l
                       xaxis_title="alignment state", yaxis_title="output position", yaxis_autorange="reversed",
                       margin=dict(l=50, r=20, t=40, b=40), showlegend=False)
     return fig
+
+
+# ---- evaluation figures ----
+# Okabe-Ito colours (colour-blind safe), one per model in results order; markers differ too.
+MODEL_COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9")
+MODEL_MARKERS = ("circle", "square", "diamond", "triangle-up", "x", "star")
+
+
+def robustness_figure(results: dict, metric: str = "win_rate", title: str | None = None) -> go.Figure:
+    """Win rate (or another per-strength metric) against shift strength, one line per model,
+    with bootstrap CIs for the win rate and the Pearson r in the legend (the paper's Figure 4).
+    `results` is the JSON written by `python -m train robustness`."""
+    fig = go.Figure()
+    for i, (name, res) in enumerate(results["models"].items()):
+        rows = [r for r in res["by_strength"] if r.get(metric) is not None]
+        x = [100 * r["strength"] for r in rows]
+        y = [r[metric] for r in rows]
+        label = name
+        pr = res.get("pearson") or {}
+        if metric == "win_rate" and pr.get("r") is not None:
+            ci = pr.get("ci")
+            label += f"  r = {pr['r']:+.2f}" + (f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else "")
+        error_y = None
+        if metric == "win_rate" and all("win_ci" in r for r in rows):
+            error_y = dict(type="data", symmetric=False, array=[r["win_ci"][1] - r["win_rate"] for r in rows],
+                           arrayminus=[r["win_rate"] - r["win_ci"][0] for r in rows])
+        fig.add_trace(go.Scatter(
+            x=x, y=y, name=label, mode="lines+markers", error_y=error_y,
+            line=dict(color=MODEL_COLOURS[i % len(MODEL_COLOURS)], dash=("solid", "dash", "dot")[i % 3]),
+            marker=dict(symbol=MODEL_MARKERS[i % len(MODEL_MARKERS)], size=9),
+            hovertemplate=f"{name}<br>r = %{{x}}%<br>{metric} = %{{y:.3f}}<extra></extra>",
+        ))
+    names = {"win_rate": "win rate vs. the unintervened output", "accuracy": "exact-answer accuracy",
+             "edit_similarity": "edit similarity to the reference"}
+    n = results.get("n_prompts")
+    fig.update_layout(
+        title=title or f"Shift robustness: {names.get(metric, metric)}" + (f" ({n} prompts)" if n else ""),
+        xaxis_title="intervention strength r (% of generated tokens displaced)",
+        yaxis_title=names.get(metric, metric), template="plotly_white", legend=dict(x=0.01, y=0.01),
+        margin=dict(l=60, r=20, t=50, b=50),
+    )
+    if metric == "win_rate":
+        fig.add_hline(y=0.5, line=dict(color="grey", dash="dot"))
+    return fig
+
+
+# ---- app figures ----
+# Drawn by app.py from plain lists (see mdlm_viz/viewer.py for where the numbers come from).
+# Okabe-Ito colours and distinct dash styles, so lines stay apart without colour vision.
+APP_COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9")
+APP_DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
+
+
+def edit_distance_figure(series: dict[str, Sequence[int]], shift_steps: Sequence[int] = (),
+                         title: str | None = None) -> go.Figure:
+    """Edit distance per step between each model's shifted and clean committed text, one line per
+    model; dotted verticals mark the steps after which a shift was applied."""
+    fig = go.Figure()
+    for i, (name, dist) in enumerate(series.items()):
+        fig.add_trace(go.Scatter(
+            x=list(range(len(dist))), y=list(dist), name=name, mode="lines+markers",
+            line=dict(color=APP_COLOURS[i % len(APP_COLOURS)], dash=APP_DASHES[i % len(APP_DASHES)]),
+            marker=dict(size=5), hovertemplate=f"{name}<br>step %{{x}}<br>edit distance %{{y}}<extra></extra>",
+        ))
+    for s in sorted(set(shift_steps)):
+        fig.add_vline(x=s, line=dict(color="grey", dash="dot"))
+    fig.update_layout(title=title or "Shifted vs clean run: edit distance of the committed text per step",
+                      xaxis_title="step", yaxis_title="edit distance (tokens)", template="plotly_white",
+                      margin=dict(l=50, r=20, t=50, b=40), legend=dict(orientation="h", y=-0.2))
+    return fig
+
+
+def shift_loss_figure(reference: Sequence[str], prediction: Sequence[str], ce_per_position: Sequence[float],
+                      ctc: dict[str, float | None], title: str | None = None) -> go.Figure:
+    """Left: position-wise CE of a shifted prediction (bar t: predicted token vs reference token);
+    right: total CE next to the CTC loss of the same prediction under each collapse map."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.68, 0.32], horizontal_spacing=0.12,
+                        subplot_titles=("CE per position", "whole sequence"))
+    labels = [f"{t}: {p!r} vs {r!r}" for t, (p, r) in enumerate(zip(prediction, reference))]
+    wrong = [p != r for p, r in zip(prediction, reference)]
+    fig.add_trace(go.Bar(
+        x=labels, y=list(ce_per_position), name="CE",
+        marker=dict(color=[APP_COLOURS[1] if w else APP_COLOURS[0] for w in wrong],
+                    pattern=dict(shape=["/" if w else "" for w in wrong])),
+        hovertemplate="%{x}<br>CE %{y:.2f} nats<extra></extra>",
+    ), row=1, col=1)
+    names = ["CE (sum)"] + [f"CTC ({k})" for k in ctc]
+    values = [sum(ce_per_position)] + [v if v is not None else 0.0 for v in ctc.values()]
+    text = [f"{values[0]:.2f}"] + ["no alignment" if v is None else f"{v:.2f}" for v in ctc.values()]
+    fig.add_trace(go.Bar(x=names, y=values, text=text, textposition="outside", name="total",
+                         marker=dict(color=[APP_COLOURS[1]] + [APP_COLOURS[2]] * len(ctc),
+                                     pattern=dict(shape=["/"] + [""] * len(ctc))),
+                         hovertemplate="%{x}: %{text}<extra></extra>"), row=1, col=2)
+    fig.update_yaxes(title_text="loss (nats)", row=1, col=1)
+    fig.update_layout(title=title or "Why CE punishes a shift: hatched = wrong at that position",
+                      template="plotly_white", showlegend=False, margin=dict(l=50, r=20, t=60, b=80))
+    return fig

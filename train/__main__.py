@@ -6,7 +6,7 @@ Each sub-command explains itself: `python -m train COMMAND --help`.
 import argparse
 import sys
 
-from . import corpus, evaluate, run, tokenizer
+from . import corpus, evaluate, recipe, robustness, run, tokenizer
 
 # name -> (add_arguments, run, one-line help, description)
 COMMANDS = {
@@ -20,6 +20,10 @@ COMMANDS = {
             "SFT of a checkpoint with CE, or CE + lambda * CTC with <slack> (--objective ctc)"),
     "eval": (evaluate.add_arguments, evaluate.run, evaluate.__doc__,
              "held-out loss and exact-answer task accuracy of a checkpoint"),
+    "robustness": (robustness.add_arguments, robustness.run, robustness.__doc__,
+                   "the shift-intervention sweep: win rate vs strength per checkpoint (the paper's Figure 4)"),
+    "recipe": (recipe.add_arguments, recipe.run, recipe.__doc__,
+               "every embedded checkpoint in assets/ from scratch: corpus ... export, evaluation"),
 }
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 import mdlm_viz as mv
+from mdlm_viz.robustness import chat_batch
 
 from . import objectives as obj
 from .data import SFTCollator, load_sft, read_records, split_chat
@@ -55,12 +56,8 @@ def heldout_loss(model, tokenizer, facts, paths, max_length: int, batch_size: in
 
 def decode_batch(model, tokenizer, facts, messages_list, **sampler) -> list[str]:
     """Left-pad chat prompts and decode them together."""
-    prompts = [tokenizer.apply_chat_template(m, add_generation_prompt=True, tokenize=True, return_dict=False)
-               for m in messages_list]
-    L = max(map(len, prompts))
     pad = facts.pad_id if facts.pad_id is not None else facts.eos_id
-    ids = torch.tensor([[pad] * (L - len(p)) + p for p in prompts])
-    mask = torch.tensor([[0] * (L - len(p)) + [1] * len(p) for p in prompts])
+    ids, mask = chat_batch(tokenizer, messages_list, pad)
     out = mv.generate(model, ids, attention_mask=mask, **facts.sampler_kwargs(), **sampler)
     return [t.strip() for t in out.texts(tokenizer)]
 

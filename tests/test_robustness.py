@@ -1,0 +1,153 @@
+"""The shift-robustness evaluation: measures on hand-made cases, the sweep on micro models."""
+
+import json
+import math
+
+import pytest
+import torch
+
+import mdlm_viz as mv
+from mdlm_viz import robustness as rb
+from mdlm_viz.figures import robustness_figure
+
+
+def test_edit_distance_and_similarity():
+    assert rb.edit_distance("kitten", "sitting") == 3
+    assert rb.edit_distance("", "abc") == 3
+    assert rb.edit_distance([1, 2, 3], [1, 3]) == 1
+    assert rb.edit_similarity("", "") == 1.0
+    assert rb.edit_similarity("abcd", "abcd") == 1.0
+    assert rb.edit_similarity("abcd", "abed") == pytest.approx(0.75)
+    assert rb.edit_similarity("ab", "xyz") == 0.0
+
+
+def test_pairwise_win_ties_identical_text():
+    assert rb.pairwise_win(0.9, 0.1, same=True) == 0.5  # identical text ties whatever the scores
+    assert rb.pairwise_win((True, 1.0), (False, 0.9), same=False) == 1.0
+    assert rb.pairwise_win((False, 0.95), (True, 0.5), same=False) == 0.0  # correctness first
+    assert rb.pairwise_win((False, 0.5), (False, 0.5), same=False) == 0.5
+    assert rb.pairwise_win(-2.0, -1.0, same=False) == 0.0
+
+
+def test_pearson_hand_case():
+    assert rb.pearson([0, 1, 2, 3], [1, 3, 5, 7]) == pytest.approx(1.0)
+    assert rb.pearson([0, 1, 2], [2, 1, 0]) == pytest.approx(-1.0)
+    # x = 1..5, y = 2, 4, 5, 4, 5: r = 6 / sqrt(10 * 6) = 0.7746
+    assert rb.pearson([1, 2, 3, 4, 5], [2, 4, 5, 4, 5]) == pytest.approx(6 / math.sqrt(60))
+    assert math.isnan(rb.pearson([1, 2, 3], [1, 1, 1]))
+
+
+def test_strength_correlation_and_bootstrap():
+    # Win rates 0.5, 1/3, 0 at r = 0, 5, 10%: Pearson r = -0.9820 by hand.
+    wins = {(0.0, 0): [0.5] * 6, (0.05, 0): [0.5, 0.5, 0.5, 0.5, 0.0, 0.0], (0.1, 0): [0.0] * 6}
+    res = rb.strength_correlation(wins, n_boot=200)
+    assert res["r"] == pytest.approx(-0.98198, abs=1e-4)
+    assert res["ci"][0] <= res["r"] <= res["ci"][1] and res["ci"][1] < 0
+    exact = {(0.0, 0): [0.5] * 4, (0.05, 0): [0.25] * 4, (0.1, 0): [0.0] * 4}  # every prompt alike
+    res = rb.strength_correlation(exact, n_boot=50)
+    assert res["r"] == pytest.approx(-1.0) and res["ci"] == pytest.approx([-1.0, -1.0])
+    flat = {(0.0, 0): [0.5] * 3, (0.1, 0): [0.5] * 3}
+    assert rb.strength_correlation(flat, n_boot=20)["r"] is None  # constant win rate: undefined, not 0
+
+
+def test_mean_ci_brackets_the_mean():
+    lo, hi = rb.mean_ci([0, 0, 1, 1, 1, 0, 1, 1], n_boot=500)
+    assert lo < 5 / 8 < hi and 0 <= lo and hi <= 1
+
+
+def test_select_prompts_round_robin():
+    ps = [rb.EvalPrompt([{"role": "user", "content": f"{f}{i}"}], "x", f) for f in "aab" for i in range(3)]
+    got = rb.select_prompts(ps, 5)
+    assert [p.family for p in got] == ["a", "b", "a", "b", "a"]
+    assert len(rb.select_prompts(ps, 100)) == len(ps)
+
+
+def test_adjacent_repeat():
+    assert rb.has_adjacent_repeat([1, 0, 0]) and not rb.has_adjacent_repeat([1, 0, 1, 0])
+
+
+def test_likelihood_noise_is_shared_across_batches(tiny_checkpoint):
+    model, tok, facts = mv.load_checkpoint(tiny_checkpoint)
+    prompt = tok("copy the cat", add_special_tokens=False)["input_ids"]
+    other = tok("reverse : 1 0 2 the dog ran", add_special_tokens=False)["input_ids"]
+    resp = tok("the cat", add_special_tokens=False)["input_ids"]
+    kw = dict(mask_id=facts.mask_id, eos_id=facts.eos_id, samples=3, seed=0)
+    alone = rb.diffusion_log_likelihood(model, [prompt], [resp], **kw)[0]
+    padded = rb.diffusion_log_likelihood(model, [other, prompt], [resp + resp, resp], **kw)[1]
+    assert alone == pytest.approx(padded, abs=1e-4)  # same noise whatever the batch and padding
+    assert alone < 0
+    assert rb.diffusion_log_likelihood(model, [prompt], [resp], **{**kw, "seed": 1})[0] != alone
+
+
+def _prompts(tok):
+    exact = [rb.EvalPrompt([{"role": "user", "content": "copy : 1 0 2"}], "1 0 2", "copy", True),
+             rb.EvalPrompt([{"role": "user", "content": "reverse : the cat"}], "cat the", "reverse", True),
+             rb.EvalPrompt([{"role": "user", "content": "copy : 0 0 1"}], "0 0 1", "copy", True)]
+    open_ = [rb.EvalPrompt([{"role": "user", "content": "the dog ran ?"}], "a dog sat on the mat", "chat", False)]
+    return exact + open_
+
+
+@pytest.mark.parametrize("which", ["plain", "ctc"])
+def test_sweep_on_micro_models(which, tiny_checkpoint, tiny_ctc_checkpoint):
+    path = tiny_checkpoint if which == "plain" else tiny_ctc_checkpoint
+    ck = tuple(mv.load_checkpoint(path))
+    prompts = _prompts(ck[1])
+    cfg = rb.SweepConfig(strengths=(0.0, 0.25), seeds=(0, 1), gen_length=8, steps=8, block_length=8, batch_size=3,
+                         judge_samples=2, n_boot=50, decode_r0=True)
+    res = rb.run_sweep({"m": ck}, prompts, cfg, progress=lambda s: None)
+    m = res["models"]["m"]
+    r0, r25 = m["by_strength"]
+    assert m["r0_identical"] == len(prompts) * len(cfg.seeds)  # paired outputs identical at r = 0
+    assert r0["win_rate"] == 0.5 and r0["displacements"] == 0 and r0["changed"] == 0
+    assert r25["displacements"] + r25["unapplied"] == 2 * len(prompts) * len(cfg.seeds)  # 0.25 * 8 per output
+    assert r25["displacements"] > 0  # interventions happened and were logged
+    assert 0 <= r25["win_rate"] <= 1 and 0 <= r25["accuracy"] <= 1
+    assert res["surface_form"]["n"] == 1  # "0 0 1" has adjacent repeats
+    if which == "plain":
+        assert r25["slack_per_displacement"] is None  # no slack token: nothing to absorb with
+    else:
+        assert isinstance(r25["slack_per_displacement"], float)
+    json.dumps(res)  # plain data
+    fig = robustness_figure(res)
+    assert len(fig.data) == 1 and list(fig.data[0].x) == [0.0, 25.0]
+
+
+def test_robustness_cli_quick(tmp_path, tiny_checkpoint, tiny_ctc_checkpoint):
+    from train.__main__ import main
+
+    data = tmp_path / "heldout.jsonl"
+    rows = [{"messages": [{"role": "user", "content": "copy : 1 0"}, {"role": "assistant", "content": "1 0"}],
+             "family": "copy", "answer": "1 0"},
+            {"messages": [{"role": "user", "content": "the cat ?"}, {"role": "assistant", "content": "the mat"}],
+             "family": "chat"}] * 5
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "eval"
+    assert main(["robustness", "--models", f"ce={tiny_checkpoint}", f"ctc={tiny_ctc_checkpoint}", "--data", str(data),
+                 "--out", str(out), "--quick"]) == 0
+    res = json.loads((out / "robustness.json").read_text())
+    assert set(res["models"]) == {"ce", "ctc"} and res["n_prompts"] == 8
+    assert res["families"] == {"chat": 4, "copy": 4}
+    assert (out / "robustness_win_rate.html").stat().st_size < 100_000  # plotly.js from its CDN, not inlined
+    with pytest.raises(ValueError, match="NAME=PATH"):
+        main(["robustness", "--models", str(tiny_checkpoint), "--data", str(data), "--out", str(out)])
+
+
+def test_recipe_quick_end_to_end(tmp_path):
+    from train.__main__ import main
+
+    assert main(["recipe", "embedded", "--quick", "--out", str(tmp_path / "runs"), "--assets",
+                 str(tmp_path / "assets")]) == 0
+    for name in ("base", "ce", "ctc", "ctc-standard"):
+        d = tmp_path / "assets" / name
+        model, tok, facts = mv.load_checkpoint(d)
+        assert model.dtype == torch.float32  # stored in bf16, computed in fp32 on a CPU
+        card = (d / "README.md").read_text()
+        assert "Exact-answer accuracy" in card and "| family | accuracy |" in card
+        assert facts.defaults["gen_length"] == 8
+        assert (facts.slack_id is not None) == name.startswith("ctc")
+    assert mv.load_checkpoint(tmp_path / "assets" / "ctc-standard").facts.collapse == "standard"
+    res = json.loads((tmp_path / "assets" / "eval" / "robustness.json").read_text())
+    assert set(res["models"]) == {"base", "ce", "ctc", "ctc-standard"}
+    # A second run finds every stage complete and only re-exports and re-evaluates.
+    assert main(["recipe", "embedded", "--quick", "--out", str(tmp_path / "runs"), "--assets",
+                 str(tmp_path / "assets"), "--skip-robustness"]) == 0

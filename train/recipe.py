@@ -1,0 +1,270 @@
+"""`python -m train recipe embedded`: every embedded checkpoint in `assets/`, from scratch, in one command.
+
+Stages (each is skipped when its output is complete, so an interrupted recipe picks up where it
+stopped; a stage interrupted mid-way resumes from its last complete checkpoint):
+
+    corpus      offline corpus + exact-answer task generator         -> OUT/corpus
+    tokenizer   byte-level BPE with LLaDA's special tokens            -> OUT/tokenizer
+    pretrain    masked-diffusion pre-training                         -> OUT/pretrain
+    base        SFT (CE) of the pre-trained model: the stand-in for LLaDA-8B-Instruct
+    ce          SFT of base, CE only                                  } same data, steps, seed:
+    ctc         SFT of base, CE + 0.1 * CTC, slack-only collapse      } matched runs
+    ctc-standard  the same with the standard collapse (merges repeats: the paper's v1 failure)
+    export      bfloat16 weights, tokenizer, sampler defaults and a model card -> ASSETS/<name>
+    evaluate    held-out CE and accuracy per task family (in the cards) -> ASSETS/eval/accuracy.json
+    robustness  the shift-robustness sweep -> ASSETS/eval/robustness.json + figures
+
+`--quick` runs the same pipeline with a tiny model and a few steps (the test suite does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+SFT_MODELS = ("ce", "ctc", "ctc-standard")
+
+
+@dataclass
+class Recipe:
+    corpus: list[str]
+    pretrain: list[str]
+    base: list[str]
+    finetune: list[str]  # shared by ce / ctc / ctc-standard
+    sampler: dict  # generation defaults written into every exported checkpoint
+    accuracy_limit: int = 400
+    robustness: list[str] = field(default_factory=list)
+
+
+EMBEDDED = Recipe(
+    corpus=["--tasks", "12000"],
+    pretrain=["--seq-len", "128", "--d-model", "192", "--layers", "4", "--heads", "6", "--mlp", "512",
+              "--steps", "2400", "--batch-size", "32", "--lr", "2e-3", "--warmup", "100", "--seed", "0",
+              "--log-every", "50", "--save-every", "400"],
+    base=["--steps", "800", "--batch-size", "32", "--lr", "1e-3", "--warmup", "50", "--seed", "0",
+          "--max-length", "160", "--log-every", "50", "--save-every", "200"],
+    finetune=["--steps", "500", "--batch-size", "32", "--lr", "5e-4", "--warmup", "25", "--seed", "1",
+              "--max-length", "160", "--log-every", "50", "--save-every", "250"],
+    sampler={"steps": 32, "gen_length": 32, "block_length": 16, "remasking": "low_confidence", "temperature": 0.0},
+    robustness=["--prompts", "200", "--seeds", "0", "1", "--gen-length", "32", "--steps", "32", "--block-length", "16"],
+)
+
+QUICK = Recipe(
+    corpus=["--tasks", "300", "--sources"],
+    pretrain=["--seq-len", "32", "--d-model", "32", "--layers", "1", "--heads", "2", "--mlp", "64",
+              "--steps", "4", "--batch-size", "4", "--seed", "0", "--log-every", "2", "--save-every", "2"],
+    base=["--steps", "2", "--batch-size", "4", "--seed", "0", "--max-length", "96", "--log-every", "1",
+          "--save-every", "2"],
+    finetune=["--steps", "2", "--batch-size", "4", "--seed", "1", "--max-length", "96", "--log-every", "1",
+              "--save-every", "2"],
+    sampler={"steps": 8, "gen_length": 8, "block_length": 4, "remasking": "low_confidence", "temperature": 0.0},
+    accuracy_limit=8,
+    robustness=["--quick"],
+)
+
+OBJECTIVES = {"ce": ["--objective", "ce"],
+              "ctc": ["--objective", "ctc", "--lam", "0.1", "--collapse", "slack"],
+              "ctc-standard": ["--objective", "ctc", "--lam", "0.1", "--collapse", "standard"]}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", choices=("embedded",), help="the recipe: embedded = the checkpoints shipped in assets/")
+    p.add_argument("--out", default="runs/embedded", help="working directory for every stage (resumable)")
+    p.add_argument("--assets", default="assets", help="where the exported checkpoints and evaluation go")
+    p.add_argument("--quick", action="store_true", help="tiny model, a few steps: checks the pipeline in seconds")
+    p.add_argument("--models", nargs="+", default=["base", *SFT_MODELS], help="checkpoints to export")
+    p.add_argument("--skip-robustness", action="store_true", help="stop after exporting and per-family accuracy")
+    p.add_argument("--offline", action="store_true", help="corpus: use only sources already on disk")
+
+
+def _complete(stage_dir: Path) -> bool:
+    return (stage_dir / "last" / "training.json").is_file()
+
+
+def _run(argv: list[str]) -> None:
+    from .__main__ import main
+
+    print("\n$ python -m train " + " ".join(argv), flush=True)
+    main(argv)
+
+
+def run(args) -> int:
+    recipe = QUICK if args.quick else EMBEDDED
+    out, assets = Path(args.out), Path(args.assets)
+    out.mkdir(parents=True, exist_ok=True)
+    timings = json.loads((out / "timings.json").read_text()) if (out / "timings.json").is_file() else {}
+
+    def stage(name: str, done: bool, argv: list[str]) -> None:
+        if done:
+            print(f"[{name}] complete, skipped")
+            return
+        t0 = time.time()
+        _run(argv)
+        timings[name] = round(time.time() - t0 + timings.get(name, 0), 1)
+        (out / "timings.json").write_text(json.dumps(timings, indent=2))
+
+    corpus, tok = out / "corpus", out / "tokenizer"
+    stage("corpus", (corpus / "manifest.json").is_file(),
+          ["corpus", "--out", str(corpus), *recipe.corpus, *(["--offline"] if args.offline else [])])
+    stage("tokenizer", (tok / "tokenizer.json").is_file(),
+          ["tokenizer", "--corpus", str(corpus), "--out", str(tok), *(["--vocab-size", "512"] if args.quick else [])])
+    resume = lambda d: ["--resume"] if d.is_dir() else []  # noqa: E731
+    pre = out / "pretrain"
+    stage("pretrain", _complete(pre), ["pretrain", "--tokenizer", str(tok), "--data", str(corpus / "pretrain.jsonl"),
+                                      "--heldout", str(corpus / "pretrain_heldout.jsonl"), "--out", str(pre),
+                                      *recipe.pretrain, *resume(pre)])
+    sft_data = ["--data", str(corpus / "sft_train.jsonl"), "--heldout", str(corpus / "sft_heldout.jsonl")]
+    stage("base", _complete(out / "base"), ["sft", "--base", str(pre / "last"), *sft_data, "--out", str(out / "base"),
+                                           "--objective", "ce", *recipe.base, *resume(out / "base")])
+    for name in SFT_MODELS:
+        if name in args.models:
+            d = out / name
+            stage(name, _complete(d), ["sft", "--base", str(out / "base" / "last"), *sft_data, "--out", str(d),
+                                       *OBJECTIVES[name], *recipe.finetune, *resume(d)])
+
+    models = [m for m in ("base", *SFT_MODELS) if m in args.models]
+    evaluation = assets / "eval"
+    evaluation.mkdir(parents=True, exist_ok=True)
+    accuracy = {}
+    for name in models:
+        accuracy[name] = evaluate_checkpoint(out / name / "last", corpus / "sft_heldout.jsonl", recipe)
+    (evaluation / "accuracy.json").write_text(json.dumps(accuracy, indent=2, ensure_ascii=False))
+    for name in models:
+        export(out / name / "last", assets / name, name, recipe, accuracy[name], timings, out)
+    print(f"exported {', '.join(models)} -> {assets}")
+    if not args.skip_robustness:
+        t0 = time.time()
+        _run(["robustness", "--models", *[f"{m}={assets / m}" for m in models],
+              "--data", str(corpus / "sft_heldout.jsonl"), "--out", str(evaluation), *recipe.robustness])
+        timings["robustness"] = round(time.time() - t0, 1)
+        (out / "timings.json").write_text(json.dumps(timings, indent=2))
+    print("timings (s): " + json.dumps(timings))
+    return 0
+
+
+SAMPLE_COMMAND = "python -m train eval --checkpoint {path} --data {data} --limit {limit} --seed 0"
+
+
+def evaluate_checkpoint(path: Path, heldout: Path, recipe: Recipe) -> dict:
+    """Held-out CE and exact-answer accuracy per family (`python -m train eval`), plus open samples."""
+    from mdlm_viz import load_checkpoint
+
+    from .data import read_records, split_chat
+    from .evaluate import decode_batch, heldout_loss, task_accuracy
+
+    model, tok, facts = load_checkpoint(path, dtype=torch.float32)
+    torch.manual_seed(0)
+    result = {"heldout_ce": round(heldout_loss(model, tok, facts, [heldout], 256, 32, 0), 4),
+              **task_accuracy(model, tok, facts, [heldout], recipe.accuracy_limit, 64, **recipe.sampler)}
+    open_records = [r for r in read_records(heldout) if r.get("answer") in (None, "")]
+    picked, seen = [], set()
+    for r in open_records:  # one or two open prompts per family
+        if sum(x.get("family") == r.get("family") for x in picked) < 2 and len(picked) < 6:
+            picked.append(r)
+            seen.add(r.get("family"))
+    texts = decode_batch(model, tok, facts, [split_chat(r)[0] for r in picked], **recipe.sampler) if picked else []
+    result["open_samples"] = [{"prompt": split_chat(r)[0][-1]["content"], "reference": split_chat(r)[1], "output": t}
+                              for r, t in zip(picked, texts)]
+    return result
+
+
+def export(src: Path, dst: Path, name: str, recipe: Recipe, metrics: dict, timings: dict, out: Path) -> None:
+    """bfloat16 weights (half the bytes; the app computes in float32), tokenizer, sampler defaults,
+    and a model card written from the recorded training metadata and evaluation."""
+    from mdlm_viz import load_checkpoint
+
+    model, tok, facts = load_checkpoint(src, dtype=torch.float32)
+    tmp = dst.with_name(dst.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.to(torch.bfloat16).save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    (tmp / "generation_config.json").write_text(json.dumps(recipe.sampler, indent=2))
+    chain = []
+    for stage_dir in _lineage(src):
+        chain.append(json.loads((stage_dir / "training.json").read_text()))
+    (tmp / "training.json").write_text(json.dumps({"name": name, "lineage": chain}, indent=2, default=str))
+    (tmp / "README.md").write_text(card(name, chain, metrics, recipe, timings, out, facts))
+    shutil.rmtree(dst, ignore_errors=True)
+    tmp.rename(dst)
+
+
+def _lineage(last: Path) -> list[Path]:
+    """The stage directories a checkpoint descends from, oldest first (via each run's --base)."""
+    chain = [last]
+    while True:
+        meta = json.loads((chain[-1] / "training.json").read_text())
+        base = meta.get("base")
+        if not base or not (Path(base) / "training.json").is_file():
+            return chain[::-1]
+        chain.append(Path(base))
+
+
+DESCRIPTIONS = {
+    "base": "the instruction-tuned base (the stand-in for LLaDA-8B-Instruct): pre-trained, then SFT with CE",
+    "ce": "base fine-tuned further with position-wise cross-entropy only (the paper's CE baseline)",
+    "ctc": "base fine-tuned with CE + 0.1 * CTC and `<slack>`, slack-only collapse (the paper's v2 method)",
+    "ctc-standard": "base fine-tuned with CE + 0.1 * CTC and `<slack>`, standard collapse that also merges "
+                    "repeated tokens (the paper's v1; shows the number-collapse failure)",
+}
+
+
+def card(name, chain, metrics, recipe, timings, out, facts) -> str:
+    path = f"assets/{name}"
+    manifest = json.loads((out / "corpus" / "manifest.json").read_text()) if (out / "corpus" / "manifest.json").is_file() else {}
+    sources = ", ".join(f"{k} ({', '.join(f'{p} {v}' for p, v in s.get('packages', {}).items())})"
+                        for k, s in manifest.get("sources", {}).items() if s.get("found")) or "no packaged text"
+    tags = ["llada", "masked-diffusion", "mdlm-viz"] + (["ctc", "slack"] if facts.slack_id is not None else [])
+    lines = ["---", "library_name: transformers", "pipeline_tag: fill-mask", f"tags: [{', '.join(tags)}]", "---", "",
+             f"# mdlm-viz embedded checkpoint: `{name}`", "", f"{DESCRIPTIONS.get(name, name)}.", "",
+             "A small LLaDA-architecture masked diffusion LM trained on a 2-core CPU by "
+             "`python -m train recipe embedded`. Load it with `mdlm_viz.load_checkpoint(\"" + path + "\")`; "
+             "weights are stored in bfloat16.", "",
+             "## Data", "",
+             f"- pre-training and SFT corpus built by `python -m train corpus` from: {sources}, "
+             "plus generated exact-answer tasks (copy, reverse, sort, count, arithmetic, spell).",
+             f"- corpus parameters: `{json.dumps(manifest.get('params', {}))}`", "",
+             "## Training lineage", "", "| stage | objective | steps | wall time (s) | examples/chunks | "
+             "lambda | s_max | collapse | best held-out loss |", "|---|---|---|---|---|---|---|---|---|"]
+    for m in chain:
+        label = m.get("stage") if m.get("stage") == "pretrain" else "sft"
+        ctc = m.get("objective") == "ctc"
+        lines.append(f"| {label} | {m.get('objective')} | {m.get('steps')} | {m.get('wall_time_s')} | "
+                     f"{m.get('examples') or m.get('chunks')} | {m.get('lam') if ctc else '-'} | "
+                     f"{m.get('s_max') if ctc else '-'} | {m.get('collapse') if ctc else '-'} | "
+                     f"{_fmt(min((h['eval_loss'] for h in m.get('eval_logs', [])), default=None))} |")
+    hp = chain[0].get("hyperparameters", {})
+    lines += ["", f"Model: d_model {hp.get('d_model')}, {hp.get('layers')} layers, {hp.get('heads')} heads, "
+              f"MLP {hp.get('mlp')}, {chain[0].get('params')} parameters, context {hp.get('seq_len')} in pre-training.",
+              "", "Hyper-parameters of the last stage:", "", "| name | value |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in sorted(chain[-1].get("hyperparameters", {}).items()) if k != "run"]
+    lines += ["", "## Evaluation", "",
+              f"Held-out SFT cross-entropy (original responses, fixed masks): **{metrics['heldout_ce']}**.", "",
+              f"Exact-answer accuracy on {metrics['n']} held-out prompts, greedy decoding with "
+              f"`{json.dumps(recipe.sampler)}`: **{metrics['accuracy']:.3f}**", "",
+              "| family | accuracy |", "|---|---|"]
+    lines += [f"| {f} | {a:.3f} |" for f, a in metrics["per_family"].items()]
+    cmd = SAMPLE_COMMAND.format(path=path, data="runs/embedded/corpus/sft_heldout.jsonl", limit=recipe.accuracy_limit)
+    lines += ["", f"Produced by `python -m train recipe embedded` (the same numbers: `{cmd}` with the recipe's "
+              "sampler settings).", "", "### Samples", "", "| prompt | reference | output |", "|---|---|---|"]
+    for s in metrics.get("samples", [])[:6] + metrics.get("open_samples", []):
+        lines.append(f"| {_cell(s['prompt'])} | {_cell(s.get('answer', s.get('reference', '')))} | {_cell(s['output'])} |")
+    lines += ["", "## Limits", "",
+              "A few million parameters trained for minutes on a CPU: it answers the generated tasks it was "
+              "trained on with the accuracy above and writes English-like text for open prompts, often "
+              "not factual. It exists to make diffusion decoding and the CE/CTC difference visible, not to be used.",
+              ""]
+    return "\n".join(lines)
+
+
+def _fmt(v):
+    return f"{v:.4f}" if isinstance(v, float) else "-" if v is None else str(v)
+
+
+def _cell(s: str) -> str:
+    return str(s).replace("|", "\\|").replace("\n", " ")[:160]
