@@ -67,8 +67,11 @@ class ShiftPlanner:
     """Decides, step by step, which shifts to apply to each sequence of a decode."""
 
     def __init__(self, interventions, batch_size: int, prompt_length: int, gen_length: int, total_steps: int,
-                 steps_per_block: int | None = None):
+                 steps_per_block: int | None = None, skip_ids=()):
         self.response_start = prompt_length  # canvas index of response position 0
+        # Random shifts move content only: displacing EOS padding or a <slack> changes no text,
+        # and a model that emits more of them would look robust for free.
+        self.skip_ids = {int(t) for t in skip_ids if t is not None}
         self.explicit: dict[int, list[Shift]] = {}
         self.random: RandomShifts | None = None
         for iv in interventions or ():
@@ -137,7 +140,8 @@ class ShiftPlanner:
     def _pick(self, row, fresh, hi, mask_id):
         lo = self.response_start
         for pool in (fresh, range(lo, hi)):
-            options = [(p, d) for p in pool for d in self.random.directions if can_shift(row, p, d, lo, hi, mask_id)]
+            options = [(p, d) for p in pool for d in self.random.directions
+                       if int(row[p]) not in self.skip_ids and can_shift(row, p, d, lo, hi, mask_id)]
             if options:
                 return options[int(torch.randint(len(options), (), generator=self.gen))]
         return None

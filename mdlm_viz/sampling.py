@@ -266,7 +266,7 @@ def _decode(
     is_prompt[:, :Lp] = True  # padding included: it is never decoded
     raw = x.clone()  # the tokens as committed; differs from x only where standard collapse shows <slack>
     per_block = steps // blocks
-    planner = ShiftPlanner(interventions, B, Lp, gen_length, steps, per_block)
+    planner = ShiftPlanner(interventions, B, Lp, gen_length, steps, per_block, skip_ids=(eos_id, eot_id, slack_id))
     keep_ids = [i for i in (eos_id, _config_id(model, "pad_token_id")) if i is not None]
     emit = record_trace
     displacements: list[list[Displacement]] = [[] for _ in range(B)]

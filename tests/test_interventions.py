@@ -135,3 +135,15 @@ def test_trace_replay_is_consistent_with_shifts_and_merges():
             prev[p] = tr.slack_id
         assert st.canvas == prev
     assert tr.mask_id not in tr.final
+
+
+def test_random_shifts_move_content_not_eos_or_slack(tiny_model):
+    # Make two ids very likely everywhere, then call them EOS and slack: no random shift may pick them.
+    torch.manual_seed(0)
+    out = mv.generate(tiny_model, PROMPT, record_trace=True, interventions=[mv.RandomShifts(0.5, seed=3)], **KW)
+    common = torch.bincount(out.tokens[0, PROMPT.shape[1]:]).topk(2).indices.tolist()
+    torch.manual_seed(0)
+    out = mv.generate(tiny_model, PROMPT, record_trace=True, eos_id=common[0], slack_id=common[1],
+                      interventions=[mv.RandomShifts(0.5, seed=3)], **KW)
+    moved = [d.token for d in out.trace.displacements]
+    assert moved and not set(moved) & set(common)

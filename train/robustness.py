@@ -6,13 +6,15 @@ the generated tokens displaced by one position. Each intervened output is judged
 clean output of the same model (exact-answer prompts by the reference; open prompts by the judge
 checkpoint's masked-diffusion likelihood). The measurement code is `mdlm_viz.robustness`.
 
-Writes OUT/robustness.json (every number, plus samples and changed outputs) and Plotly figures
-OUT/robustness_win_rate.html and OUT/robustness_accuracy.html; prints a table.
+Writes OUT/robustness.json (every number, plus samples and changed outputs), OUT/prompts.jsonl
+(the prompts evaluated) and Plotly figures OUT/robustness_win_rate.html and
+OUT/robustness_accuracy.html; prints a table.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -100,6 +102,9 @@ def run(args) -> int:
     tmp = out / "robustness.json.tmp"
     tmp.write_text(json.dumps(results, indent=1, ensure_ascii=False))
     tmp.replace(out / "robustness.json")
+    # The exact prompts, so anyone can re-decode them (the test suite checks the shipped outputs).
+    (out / "prompts.jsonl").write_text("".join(json.dumps(dataclasses.asdict(p), ensure_ascii=False) + "\n"
+                                               for p in prompts))
     for metric in ("win_rate", "accuracy"):
         # Plotly's JS from its CDN keeps the file small; the app draws the same figure offline.
         robustness_figure(results, metric).write_html(out / f"robustness_{metric}.html", include_plotlyjs="cdn")
