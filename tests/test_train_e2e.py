@@ -90,6 +90,23 @@ def test_resumed_run_ends_with_the_same_weights(pipeline, tmp_path, monkeypatch)
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_stop_after_is_a_resumable_prefix_of_the_full_schedule(pipeline, tmp_path):
+    assert _sft(pipeline, tmp_path / "straight") == 0
+    assert _sft(pipeline, tmp_path / "part", "--stop-after", "3") == 0
+    meta = json.loads((tmp_path / "part/last/training.json").read_text())
+    assert meta["steps"] == 3
+    first = _weights(tmp_path / "part/last")
+    # Asking again for the same prefix takes the complete checkpoint as it is: no step is taken.
+    assert _sft(pipeline, tmp_path / "part", "--stop-after", "3", "--resume") == 0
+    assert all(torch.equal(first[k], v) for k, v in _weights(tmp_path / "part/last").items())
+    # Going on to --steps ends exactly where the uninterrupted run ends.
+    assert _sft(pipeline, tmp_path / "part", "--resume") == 0
+    a, b = _weights(tmp_path / "straight/last"), _weights(tmp_path / "part/last")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(ValueError, match="--stop-after"):
+        _sft(pipeline, tmp_path / "bad", "--stop-after", "7")
+
+
 def test_a_kill_during_a_save_never_leaves_a_corrupt_latest(pipeline, tmp_path, monkeypatch):
     from transformers import Trainer
 

@@ -38,19 +38,19 @@ class Recipe:
     base: list[str]
     finetune: list[str]  # shared by ce / ctc / ctc-standard
     sampler: dict  # generation defaults written into every exported checkpoint
-    accuracy_limit: int = 400
+    accuracy_limit: int = 200
     robustness: list[str] = field(default_factory=list)
 
 
 EMBEDDED = Recipe(
     corpus=["--tasks", "12000"],
     pretrain=["--seq-len", "128", "--d-model", "192", "--layers", "4", "--heads", "6", "--mlp", "512",
-              "--steps", "2400", "--batch-size", "32", "--lr", "2e-3", "--warmup", "100", "--seed", "0",
+              "--steps", "2400", "--stop-after", "1200", "--batch-size", "32", "--lr", "2e-3", "--warmup", "100", "--seed", "0",
               "--log-every", "50", "--save-every", "400"],
-    base=["--steps", "800", "--batch-size", "32", "--lr", "1e-3", "--warmup", "50", "--seed", "0",
+    base=["--steps", "600", "--batch-size", "32", "--lr", "1e-3", "--warmup", "50", "--seed", "0",
           "--max-length", "160", "--log-every", "50", "--save-every", "200"],
-    finetune=["--steps", "500", "--batch-size", "32", "--lr", "5e-4", "--warmup", "25", "--seed", "1",
-              "--max-length", "160", "--log-every", "50", "--save-every", "250"],
+    finetune=["--steps", "300", "--batch-size", "32", "--lr", "5e-4", "--warmup", "20", "--seed", "1",
+              "--max-length", "160", "--log-every", "50", "--save-every", "150"],
     sampler={"steps": 32, "gen_length": 32, "block_length": 16, "remasking": "low_confidence", "temperature": 0.0},
     robustness=["--prompts", "200", "--seeds", "0", "1", "--gen-length", "32", "--steps", "32", "--block-length", "16"],
 )
@@ -161,7 +161,7 @@ def evaluate_checkpoint(path: Path, heldout: Path, recipe: Recipe) -> dict:
     model, tok, facts = load_checkpoint(path, dtype=torch.float32)
     torch.manual_seed(0)
     result = {"heldout_ce": round(heldout_loss(model, tok, facts, [heldout], 256, 32, 0), 4),
-              **task_accuracy(model, tok, facts, [heldout], recipe.accuracy_limit, 64, **recipe.sampler)}
+              **task_accuracy(model, tok, facts, [heldout], recipe.accuracy_limit, 100, **recipe.sampler)}
     open_records = [r for r in read_records(heldout) if r.get("answer") in (None, "")]
     picked, seen = [], set()
     for r in open_records:  # one or two open prompts per family

@@ -25,12 +25,14 @@ from mdlm_viz import LLaDAConfig, LLaDAModelLM, load_checkpoint
 
 from .data import DataError, PretrainCollator, SFTCollator, load_pretrain_chunks, load_sft, slack_length
 from .tokenizer import SLACK, config_token_ids
-from .trainer import DiffusionTrainer, Objective, last_complete_checkpoint
+from .trainer import DiffusionTrainer, Objective, StopAfter, last_complete_checkpoint
 
 
 def add_common_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output directory: checkpoints, the final model, metrics")
-    p.add_argument("--steps", type=int, default=1000, help="optimiser steps")
+    p.add_argument("--steps", type=int, default=1000, help="optimiser steps (the length of the LR schedule)")
+    p.add_argument("--stop-after", type=int, default=None, metavar="N",
+                   help="stop after N steps with the schedule still spanning --steps (resume later to go on)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--grad-accum", type=int, default=1)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -61,11 +63,24 @@ def training_arguments(args, has_eval: bool = False) -> TrainingArguments:
 def _train(trainer, args, model, tokenizer, meta: dict) -> int:
     t0 = time.time()
     resume = None
+    stop = getattr(args, "stop_after", None)
+    if stop is not None and not 0 < stop <= args.steps:
+        raise ValueError(f"--stop-after {stop} must be in 1..--steps ({args.steps})")
+    if stop is not None:
+        trainer.add_callback(StopAfter(stop))
     if args.resume:
         resume = last_complete_checkpoint(args.out)
         print(f"resuming from {resume}" if resume else f"no complete checkpoint in {args.out}: starting afresh")
         _truncate_metrics(Path(args.out) / "metrics.jsonl", int(resume.name.split("-")[-1]) if resume else 0)
-    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    if resume is not None and stop is not None and int(resume.name.split("-")[-1]) >= stop:
+        # Already there: take the checkpoint as it is (training on would overshoot --stop-after).
+        from safetensors.torch import load_model
+        from transformers import TrainerState
+
+        load_model(model, str(resume / "model.safetensors"))
+        trainer.state = TrainerState.load_from_json(str(resume / "trainer_state.json"))
+    else:
+        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     state = trainer.state
     meta = dict(meta, steps=state.global_step, wall_time_s=round(time.time() - t0, 1),
                 hyperparameters={k: getattr(args, k) for k in vars(args) if k not in ("run",)},
@@ -74,7 +89,7 @@ def _train(trainer, args, model, tokenizer, meta: dict) -> int:
     last = Path(args.out) / "last"
     trainer.save_model(str(last))
     _finish(last, tokenizer, dict(meta, checkpoint="last"), model)
-    if state.best_model_checkpoint:
+    if state.best_model_checkpoint and Path(state.best_model_checkpoint).is_dir():
         best = Path(args.out) / "best"
         shutil.rmtree(best, ignore_errors=True)
         shutil.copytree(state.best_model_checkpoint, best,
@@ -82,7 +97,7 @@ def _train(trainer, args, model, tokenizer, meta: dict) -> int:
                                                       "training_args.bin", "checkpoint_complete"))
         _finish(best, tokenizer, dict(meta, checkpoint="best", best_step=int(state.best_model_checkpoint.split("-")[-1]),
                                       best_eval_loss=state.best_metric), model)
-    print(f"saved {last}" + (f" and {Path(args.out) / 'best'}" if state.best_model_checkpoint else ""))
+    print(f"saved {last}" + (f" and {Path(args.out) / 'best'}" if (Path(args.out) / "best").is_dir() else ""))
     return 0
 
 

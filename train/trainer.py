@@ -169,6 +169,19 @@ class FiniteGradients(TrainerCallback):
                 "is intact: lower the learning rate and resume from it")
 
 
+class StopAfter(TrainerCallback):
+    """End the run after `step` optimiser steps while the schedule still spans --steps: a
+    time-boxed prefix of a longer run, which `--resume` can continue later."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step >= self.step:
+            control.should_training_stop = True
+            control.should_save = True
+
+
 class MetricsFile(TrainerCallback):
     """Appends every log (train and eval) as one JSON line: step, loss, ce, ctc, tokens/s..."""
 
