@@ -160,6 +160,7 @@ def shift_loss_figure(reference: Sequence[str], prediction: Sequence[str], ce_pe
                                      pattern=dict(shape=["/"] + [""] * len(ctc))),
                          hovertemplate="%{x}: %{text}<extra></extra>"), row=1, col=2)
     fig.update_yaxes(title_text="loss (nats)", row=1, col=1)
+    fig.update_yaxes(range=[0, 1.2 * max(values + [1.0])], row=1, col=2)  # room for the value labels
     fig.update_layout(title=title or "Why CE punishes a shift: hatched = wrong at that position",
                       template="plotly_white", showlegend=False, margin=dict(l=50, r=20, t=60, b=80))
     return fig

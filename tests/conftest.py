@@ -29,3 +29,14 @@ def tiny_checkpoint(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_ctc_checkpoint(tmp_path_factory):
     return make_tiny_checkpoint(tmp_path_factory.mktemp("ckpt_ctc"), slack=True, collapse="standard")
+
+
+@pytest.fixture(scope="session")
+def app_url(tmp_path_factory):
+    """`python app.py` serving three tiny checkpoints (base, ce, ctc) on loopback, shared by the
+    app and browser tests."""
+    from tests.app_server import running_app, tiny_model_specs
+
+    work = tmp_path_factory.mktemp("app")
+    with running_app(tiny_model_specs(work), log_path=work / "app.log") as url:
+        yield url

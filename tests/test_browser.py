@@ -1,0 +1,123 @@
+"""The page in a real browser (headless Debian Chromium driven by Playwright): run a prompt, scrub,
+pick a token by clicking it, inject the shift, and see every figure drawn, with no request
+leaving loopback. A screenshot goes to the test's tmp dir and to /tmp/app_screens/."""
+
+import shutil
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+SCREENS = Path("/tmp/app_screens")
+LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
+
+
+def chromium_path() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if found := shutil.which(name):
+            return found
+    return "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
+
+
+@pytest.fixture(scope="module")
+def browser():
+    exe = chromium_path()
+    if exe is None:
+        pytest.skip("no Chromium executable found (install Debian's `chromium`; never `playwright install`)")
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=exe, headless=True, args=["--no-sandbox", "--disable-gpu"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1600, "height": 1200})
+    pg = context.new_page()
+    pg.outside = []  # every request to a host that is not loopback, blocked and recorded
+
+    def guard(route):
+        host = urlparse(route.request.url).hostname or ""
+        if route.request.url.startswith(("data:", "blob:")) or host in LOOPBACK:
+            route.continue_()
+        else:
+            pg.outside.append(route.request.url)
+            route.abort()
+
+    pg.route("**/*", guard)
+    yield pg
+    context.close()
+
+
+def canvas_states(page, selector: str) -> list[str]:
+    return page.eval_on_selector_all(f"{selector} [data-pos]", "els => els.map(e => e.dataset.state)")
+
+
+def scrub_to(page, step: int) -> None:
+    box = page.locator("#step-slider input[type=number]")
+    box.fill(str(step))
+    box.press("Enter")
+    page.wait_for_selector(f'#canvas-base .mv-canvas[data-step="{step}"]', timeout=10_000)
+
+
+def shiftable(states: list[str], hi: int) -> int | None:
+    """A committed position whose right neighbour is still masked, inside the live region [0, hi)."""
+    return next((p for p in range(hi - 1) if states[p] != "masked" and states[p + 1] == "masked"), None)
+
+
+def test_run_scrub_shift_and_figures_in_a_browser(page, app_url, tmp_path):
+    page.goto(app_url, wait_until="load")  # not "networkidle": Gradio keeps a heartbeat stream open
+    page.get_by_role("button", name="Decode").wait_for()
+    page.get_by_role("button", name="Decode").click()
+    page.wait_for_function("document.querySelector('#status')?.innerText.startsWith('done')", timeout=30_000)
+    for name in ("base", "ce", "ctc"):
+        assert len(canvas_states(page, f"#canvas-{name}")) == 16
+        page.wait_for_selector(f"#heatmap-{name} .js-plotly-plot", timeout=15_000)
+
+    # Scrub back: the canvas shows the recorded step, with masks again.
+    step, pos = None, None
+    for s in range(3):  # steps 0..2 decode block 0 (positions 0..7)
+        scrub_to(page, s)
+        pos = shiftable(canvas_states(page, "#canvas-base"), hi=8)
+        if pos is not None:
+            step = s
+            break
+    assert pos is not None, "no shiftable token in the first steps"
+    assert canvas_states(page, "#canvas-base").count("masked") > 0
+
+    # Clicking a token picks it for the shift.
+    page.locator(f'#canvas-base [data-pos="{pos}"]').click()
+    page.wait_for_function(f"document.querySelector('#shift-pos input').value == '{pos}'", timeout=10_000)
+    assert page.locator("#shift-step input").input_value() == str(step)
+
+    page.get_by_role("button", name="Re-run with the shift").click()
+    page.wait_for_function("document.querySelector('#shift-status')?.innerText.startsWith('re-ran')", timeout=30_000)
+    moved = page.locator(f'#shifted-base [data-pos="{pos + 1}"]')
+    assert "mv-moved" in moved.get_attribute("class") and moved.inner_text().startswith("→")
+    page.wait_for_selector("#sheatmap-base .js-plotly-plot", timeout=15_000)
+
+    # Playback from the recorded traces: Play runs to the last step.
+    page.get_by_role("button", name="▶ Play").click()
+    page.wait_for_selector('#canvas-base .mv-canvas[data-step="7"]', timeout=15_000)
+
+    SCREENS.mkdir(parents=True, exist_ok=True)
+
+    def snap(name, locator=None):
+        path = tmp_path / name
+        (locator or page).screenshot(path=str(path), **({} if locator else {"full_page": True}))
+        shutil.copy(path, SCREENS / name)
+
+    # Tabs below the models: every figure is drawn.
+    page.get_by_role("tab", name="CTC alignment").click()
+    page.get_by_role("button", name="Align").click()
+    page.wait_for_selector("#alignment .js-plotly-plot", timeout=15_000)
+    snap("alignment.png", page.locator("#alignment"))
+    page.get_by_role("tab", name="Why CE punishes a shift").click()
+    page.wait_for_selector("#ce-vs-ctc .js-plotly-plot", timeout=15_000)  # drawn at page load, no model
+    snap("ce_vs_ctc.png", page.locator("#ce-vs-ctc"))
+    page.get_by_role("tab", name="Divergence").click()
+    page.wait_for_selector("#edit-distance .js-plotly-plot", timeout=15_000)
+    snap("app.png")
+    assert page.outside == [], f"requests left loopback: {page.outside}"
