@@ -24,6 +24,7 @@ from typing import Callable, Sequence
 import torch
 
 from .ctc import COLLAPSE_MAPS, min_alignment_length, slack_ctc_loss
+from .robustness import edit_distance
 from .trace import Trace, clean_response
 
 TokenText = Callable[[int], str]
@@ -264,17 +265,6 @@ def raw_canvas_text(trace: Trace, token_text: TokenText, step: int | None = None
 
 
 # ----------------------------------------------------------------------------- divergence
-def edit_distance(a: Sequence[int], b: Sequence[int]) -> int:
-    """Levenshtein distance between two token lists (insert, delete, substitute: cost 1)."""
-    prev = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        cur = [i]
-        for j, y in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y)))
-        prev = cur
-    return prev[-1]
-
-
 def committed_text_ids(canvas: Sequence[int], trace: Trace) -> list[int]:
     """The committed tokens of a canvas as text: masks, <slack> and EOS removed."""
     drop = {trace.mask_id, trace.slack_id, trace.eos_id} - {None}

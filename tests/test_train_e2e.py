@@ -99,8 +99,12 @@ def test_stop_after_is_a_resumable_prefix_of_the_full_schedule(pipeline, tmp_pat
     # Asking again for the same prefix takes the complete checkpoint as it is: no step is taken.
     assert _sft(pipeline, tmp_path / "part", "--stop-after", "3", "--resume") == 0
     assert all(torch.equal(first[k], v) for k, v in _weights(tmp_path / "part/last").items())
-    # Going on to --steps ends exactly where the uninterrupted run ends.
+    # Going on to --steps ends exactly where the uninterrupted run ends, and the reported wall
+    # time includes the first part's.
+    first_part_s = json.loads((tmp_path / "part/checkpoint-3/wall_time.json").read_text())["wall_time_s"]
+    assert first_part_s > 0
     assert _sft(pipeline, tmp_path / "part", "--resume") == 0
+    assert json.loads((tmp_path / "part/last/training.json").read_text())["wall_time_s"] >= first_part_s
     a, b = _weights(tmp_path / "straight/last"), _weights(tmp_path / "part/last")
     assert all(torch.equal(a[k], b[k]) for k in a)
     with pytest.raises(ValueError, match="--stop-after"):

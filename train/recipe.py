@@ -250,8 +250,8 @@ def card(name, chain, metrics, recipe, timings, out, facts) -> str:
               "| family | accuracy |", "|---|---|"]
     lines += [f"| {f} | {a:.3f} |" for f, a in metrics["per_family"].items()]
     cmd = SAMPLE_COMMAND.format(path=path, data="runs/embedded/corpus/sft_heldout.jsonl", limit=recipe.accuracy_limit)
-    lines += ["", f"Produced by `python -m train recipe embedded` (the same numbers: `{cmd}` with the recipe's "
-              "sampler settings).", "", "### Samples", "", "| prompt | reference | output |", "|---|---|---|"]
+    lines += ["", f"Produced by `python -m train recipe embedded`; to recompute with the same sampler settings: "
+              f"`{cmd}` (its batches are padded differently, which can flip a rare near-tie).", "", "### Samples", "", "| prompt | reference | output |", "|---|---|---|"]
     for s in metrics.get("samples", [])[:6] + metrics.get("open_samples", []):
         lines.append(f"| {_cell(s['prompt'])} | {_cell(s.get('answer', s.get('reference', '')))} | {_cell(s['output'])} |")
     lines += ["", "## Limits", ""]

@@ -25,7 +25,7 @@ from mdlm_viz import LLaDAConfig, LLaDAModelLM, load_checkpoint
 
 from .data import DataError, PretrainCollator, SFTCollator, load_pretrain_chunks, load_sft, slack_length
 from .tokenizer import SLACK, config_token_ids
-from .trainer import DiffusionTrainer, Objective, StopAfter, last_complete_checkpoint
+from .trainer import DiffusionTrainer, Objective, StopAfter, last_complete_checkpoint, wall_time_of
 
 
 def add_common_arguments(p: argparse.ArgumentParser) -> None:
@@ -61,7 +61,7 @@ def training_arguments(args, has_eval: bool = False) -> TrainingArguments:
 
 
 def _train(trainer, args, model, tokenizer, meta: dict) -> int:
-    t0 = time.time()
+    trainer._started = time.time()
     resume = None
     stop = getattr(args, "stop_after", None)
     if stop is not None and not 0 < stop <= args.steps:
@@ -72,6 +72,7 @@ def _train(trainer, args, model, tokenizer, meta: dict) -> int:
         resume = last_complete_checkpoint(args.out)
         print(f"resuming from {resume}" if resume else f"no complete checkpoint in {args.out}: starting afresh")
         _truncate_metrics(Path(args.out) / "metrics.jsonl", int(resume.name.split("-")[-1]) if resume else 0)
+        trainer.wall_time_before = wall_time_of(resume)
     if resume is not None and stop is not None and int(resume.name.split("-")[-1]) >= stop:
         # Already there: take the checkpoint as it is (training on would overshoot --stop-after).
         from safetensors.torch import load_model
@@ -82,7 +83,7 @@ def _train(trainer, args, model, tokenizer, meta: dict) -> int:
     else:
         trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     state = trainer.state
-    meta = dict(meta, steps=state.global_step, wall_time_s=round(time.time() - t0, 1),
+    meta = dict(meta, steps=state.global_step, wall_time_s=round(trainer.wall_time(), 1),
                 hyperparameters={k: getattr(args, k) for k in vars(args) if k not in ("run",)},
                 last_logs=[h for h in state.log_history if "loss" in h][-1:],
                 eval_logs=[h for h in state.log_history if "eval_loss" in h])

@@ -40,6 +40,13 @@ class Objective:
 
 
 COMPLETE = "checkpoint_complete"
+WALL_TIME = "wall_time.json"
+
+
+def wall_time_of(checkpoint: Path | None) -> float:
+    """Training wall time recorded in a checkpoint (0 when none was)."""
+    path = Path(checkpoint) / WALL_TIME if checkpoint else None
+    return float(json.loads(path.read_text())["wall_time_s"]) if path and path.is_file() else 0.0
 
 
 def last_complete_checkpoint(output_dir: str | Path) -> Path | None:
@@ -129,12 +136,20 @@ class DiffusionTrainer(Trainer):
         finally:
             self.data_collator = train_collator
 
+    wall_time_before = 0.0  # seconds spent in earlier runs of this training (set when resuming)
+    _started = None
+
+    def wall_time(self) -> float:
+        return self.wall_time_before + (time.time() - self._started if self._started else 0.0)
+
     def _save_checkpoint(self, model, trial):
         super()._save_checkpoint(model, trial)
         # Written last, after model, optimizer, RNG and trainer state: a checkpoint without it was
         # interrupted mid-save and is never resumed from (see last_complete_checkpoint).
         folder = Path(self.args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
         if self.args.should_save and folder.is_dir():
+            # Wall time so far, across resumes, so a resumed run reports the time it really took.
+            (folder / WALL_TIME).write_text(json.dumps({"wall_time_s": round(self.wall_time(), 1)}))
             with open(folder / COMPLETE, "w") as f:
                 f.write(str(self.state.global_step))
                 f.flush()
