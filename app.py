@@ -437,8 +437,8 @@ def build_app(models: dict[str, LoadedModel], max_prompt_chars: int = MAX_PROMPT
 
         with gr.Tab("Robustness"):
             robust_fig, robust_msg = robustness_view()
-            gr.Markdown(robust_msg)
             gr.Plot(robust_fig, label="robustness", visible=robust_fig is not None)
+            gr.Markdown(robust_msg, elem_id="robustness-table")
 
         with gr.Tab("Export"):
             gr.Markdown("Download the recorded traces (JSON, `mdlm_viz.Trace.from_json` reads them back) and the "
@@ -702,7 +702,13 @@ def robustness_view():
     if not ROBUSTNESS_JSON.is_file() or not hasattr(figures, "robustness_figure"):
         return None, "Evaluation results not found (`assets/eval/robustness.json`)."
     try:
-        return figures.robustness_figure(json.loads(ROBUSTNESS_JSON.read_text())), "Robustness of each model to shifts."
+        results = json.loads(ROBUSTNESS_JSON.read_text())
+        from mdlm_viz.robustness import markdown_table
+
+        about = (f"Win rate of each model's shifted output against its own clean output, {results['n_prompts']} "
+                 "held-out prompts (`assets/eval/robustness.json`; how it was measured: README, *The evaluation*). "
+                 "The last column counts the shifts that found a token to move at the top strength.\n\n")
+        return figures.robustness_figure(results), about + markdown_table(results)
     except (ValueError, KeyError, TypeError) as err:
         return None, f"Evaluation results could not be read: {err}"
 

@@ -405,3 +405,29 @@ def run_sweep(checkpoints: dict[str, tuple], prompts: Sequence[EvalPrompt], cfg:
         "surface_form": surface_form(prompts, results, first_tok),
         "seconds": round(time.perf_counter() - t0, 1),
     }
+
+
+def markdown_table(results: dict) -> str:
+    """Markdown table: win rate per strength, Pearson r with CI, clean accuracy, and at the top
+    strength: accuracy, slack added per shift, shifts applied of those planned."""
+    strengths = [r["strength"] for r in next(iter(results["models"].values()))["by_strength"]]
+    head = ["model", *[f"win r={100 * s:g}%" for s in strengths], "Pearson r [95% CI]", "clean acc",
+            f"acc r={100 * strengths[-1]:g}%", "slack/shift", "shifts applied"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, res in results["models"].items():
+        rows = res["by_strength"]
+        pr = res["pearson"]
+        r = "n/a" if pr["r"] is None else f"{pr['r']:+.2f}" + (
+            f" [{pr['ci'][0]:+.2f}, {pr['ci'][1]:+.2f}]" if pr.get("ci") else "")
+        top = rows[-1]
+        slack = top.get("slack_per_displacement")
+        lines.append("| " + " | ".join([name, *[f"{row['win_rate']:.3f}" for row in rows], r,
+                                         _f(res["clean"]["accuracy"]), _f(top["accuracy"]),
+                                         "-" if slack is None else f"{slack:.2f}",
+                                         f"{top['displacements']} of {top['displacements'] + top['unapplied']}"])
+                     + " |")
+    return "\n".join(lines)
+
+
+def _f(v):
+    return "-" if v is None else f"{v:.3f}"

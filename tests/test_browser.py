@@ -117,6 +117,9 @@ def test_run_scrub_shift_and_figures_in_a_browser(page, app_url, tmp_path):
     page.get_by_role("tab", name="Why CE punishes a shift").click()
     page.wait_for_selector("#ce-vs-ctc .js-plotly-plot", timeout=15_000)  # drawn at page load, no model
     snap("ce_vs_ctc.png", page.locator("#ce-vs-ctc"))
+    page.get_by_role("tab", name="Robustness").click()  # the committed evaluation, figure and table
+    page.wait_for_selector("#robustness-table table", timeout=15_000)
+    assert "Pearson r" in page.locator("#robustness-table").inner_text()
     page.get_by_role("tab", name="Divergence").click()
     page.wait_for_selector("#edit-distance .js-plotly-plot", timeout=15_000)
     snap("app.png")

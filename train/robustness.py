@@ -108,28 +108,5 @@ def run(args) -> int:
     for metric in ("win_rate", "accuracy"):
         # Plotly's JS from its CDN keeps the file small; the app draws the same figure offline.
         robustness_figure(results, metric).write_html(out / f"robustness_{metric}.html", include_plotlyjs="cdn")
-    print(table(results))
+    print(rb.markdown_table(results))
     return 0
-
-
-def table(results: dict) -> str:
-    """Markdown table: win rate per strength, Pearson r with CI, clean accuracy, slack absorption."""
-    strengths = [r["strength"] for r in next(iter(results["models"].values()))["by_strength"]]
-    head = ["model", *[f"win r={100 * s:g}%" for s in strengths], "Pearson r [95% CI]", "clean acc",
-            "acc r=10%", "slack/shift"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for name, res in results["models"].items():
-        rows = res["by_strength"]
-        pr = res["pearson"]
-        r = "n/a" if pr["r"] is None else f"{pr['r']:+.2f}" + (
-            f" [{pr['ci'][0]:+.2f}, {pr['ci'][1]:+.2f}]" if pr.get("ci") else "")
-        top = rows[-1]
-        slack = top.get("slack_per_displacement")
-        lines.append("| " + " | ".join([name, *[f"{row['win_rate']:.3f}" for row in rows], r,
-                                         _f(res["clean"]["accuracy"]), _f(top["accuracy"]),
-                                         "-" if slack is None else f"{slack:.2f}"]) + " |")
-    return "\n".join(lines)
-
-
-def _f(v):
-    return "-" if v is None else f"{v:.3f}"
