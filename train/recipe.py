@@ -136,7 +136,7 @@ def run(args) -> int:
         accuracy[name] = evaluate_checkpoint(out / name / "last", corpus / "sft_heldout.jsonl", recipe)
     (evaluation / "accuracy.json").write_text(json.dumps(accuracy, indent=2, ensure_ascii=False))
     for name in models:
-        export(out / name / "last", assets / name, name, recipe, accuracy[name], timings, out)
+        export(out / name / "last", assets / name, name, recipe, accuracy[name], out)
     print(f"exported {', '.join(models)} -> {assets}")
     if not args.skip_robustness:
         t0 = time.time()
@@ -163,18 +163,17 @@ def evaluate_checkpoint(path: Path, heldout: Path, recipe: Recipe) -> dict:
     result = {"heldout_ce": round(heldout_loss(model, tok, facts, [heldout], 256, 32, 0), 4),
               **task_accuracy(model, tok, facts, [heldout], recipe.accuracy_limit, 100, **recipe.sampler)}
     open_records = [r for r in read_records(heldout) if r.get("answer") in (None, "")]
-    picked, seen = [], set()
+    picked = []
     for r in open_records:  # one or two open prompts per family
         if sum(x.get("family") == r.get("family") for x in picked) < 2 and len(picked) < 6:
             picked.append(r)
-            seen.add(r.get("family"))
     texts = decode_batch(model, tok, facts, [split_chat(r)[0] for r in picked], **recipe.sampler) if picked else []
     result["open_samples"] = [{"prompt": split_chat(r)[0][-1]["content"], "reference": split_chat(r)[1], "output": t}
                               for r, t in zip(picked, texts)]
     return result
 
 
-def export(src: Path, dst: Path, name: str, recipe: Recipe, metrics: dict, timings: dict, out: Path) -> None:
+def export(src: Path, dst: Path, name: str, recipe: Recipe, metrics: dict, out: Path) -> None:
     """bfloat16 weights (half the bytes; the app computes in float32), tokenizer, sampler defaults,
     and a model card written from the recorded training metadata and evaluation."""
     from mdlm_viz import load_checkpoint
@@ -189,7 +188,7 @@ def export(src: Path, dst: Path, name: str, recipe: Recipe, metrics: dict, timin
     for stage_dir in _lineage(src):
         chain.append(json.loads((stage_dir / "training.json").read_text()))
     (tmp / "training.json").write_text(json.dumps({"name": name, "lineage": chain}, indent=2, default=str))
-    (tmp / "README.md").write_text(card(name, chain, metrics, recipe, timings, out, facts))
+    (tmp / "README.md").write_text(card(name, chain, metrics, recipe, out, facts))
     shutil.rmtree(dst, ignore_errors=True)
     tmp.rename(dst)
 
@@ -214,7 +213,7 @@ DESCRIPTIONS = {
 }
 
 
-def card(name, chain, metrics, recipe, timings, out, facts) -> str:
+def card(name, chain, metrics, recipe, out, facts) -> str:
     path = f"assets/{name}"
     manifest = json.loads((out / "corpus" / "manifest.json").read_text()) if (out / "corpus" / "manifest.json").is_file() else {}
     sources = ", ".join(f"{k} ({', '.join(f'{p} {v}' for p, v in s.get('packages', {}).items())})"
