@@ -35,7 +35,8 @@ class Shift:
 class RandomShifts:
     """Displace round(strength * gen_length) tokens per sequence (stochastic rounding), at random
     steps, deterministic under `seed`. Freshly committed tokens are preferred: they model a token
-    that was predicted one position off."""
+    that was predicted one position off. A shift due at a step with no movable token waits for the
+    next step; those never applied are reported (`Generation.unapplied_shifts`)."""
 
     strength: float
     seed: int = 0
@@ -95,7 +96,7 @@ class ShiftPlanner:
         # Per sequence: how many random shifts are due at each step.
         self.due: list[dict[int, int]] = [{} for _ in range(batch_size)]
         self.gen = None
-        self.unapplied = [0] * batch_size  # random shifts that found no eligible token
+        self.unapplied = [0] * batch_size  # random shifts due but not applied (yet): no eligible token
         per_block = steps_per_block or total_steps
         # After the last step of a block the block is full: no masked neighbour is left to move into.
         eligible = [s for s in range(total_steps) if s % per_block != per_block - 1]
@@ -128,13 +129,18 @@ class ShiftPlanner:
             done[sh.batch].append((src, src + sh.direction, shift_token(row, src, sh.direction, mask_id)))
         if self.gen is not None:
             for b in range(x.shape[0]):
-                for _ in range(self.due[b].get(step, 0)):
+                # A shift that finds no eligible token (early steps often commit only EOS padding)
+                # waits for the next step, so the applied strength is the nominal one wherever the
+                # decode allows it; `unapplied` counts those still waiting.
+                applied = 0
+                for _ in range(self.due[b].get(step, 0) + self.unapplied[b]):
                     pick = self._pick(x[b], fresh[b], hi, mask_id)
                     if pick is None:
-                        self.unapplied[b] += 1
-                        continue
+                        break
                     src, d = pick
                     done[b].append((src, src + d, shift_token(x[b], src, d, mask_id)))
+                    applied += 1
+                self.unapplied[b] += self.due[b].get(step, 0) - applied
         return done
 
     def _pick(self, row, fresh, hi, mask_id):

@@ -147,3 +147,16 @@ def test_random_shifts_move_content_not_eos_or_slack(tiny_model):
                       interventions=[mv.RandomShifts(0.5, seed=3)], **KW)
     moved = [d.token for d in out.trace.displacements]
     assert moved and not set(moved) & set(common)
+
+
+def test_a_random_shift_with_no_eligible_token_waits_for_the_next_step():
+    from mdlm_viz.interventions import ShiftPlanner
+    M, EOS = 9, 7
+    planner = ShiftPlanner([mv.RandomShifts(0.5, seed=0)], batch_size=1, prompt_length=2, gen_length=4,
+                           total_steps=4, skip_ids=(EOS,))
+    planner.due = [{0: 1}]  # one shift due after step 0
+    x = torch.tensor([[1, 2, M, M, M, EOS]])  # only EOS committed: nothing may move
+    assert planner.apply(x, 0, 6, M, [[5]]) == [[]] and planner.unapplied == [1]
+    x = torch.tensor([[1, 2, 3, M, M, EOS]])  # a content token with a masked right neighbour
+    assert planner.apply(x, 1, 6, M, [[2]]) == [[(2, 3, 3)]] and planner.unapplied == [0]
+    assert x.tolist() == [[1, 2, M, 3, M, EOS]]

@@ -94,3 +94,9 @@ def test_ctc_gradient_reaches_the_slack_logits_and_skips_forced_positions():
     assert g[masked[0], SLACK].abs().sum() > 0  # the model learns when to emit <slack>
     forced_rows = ~masked[0]
     assert torch.all(g[forced_rows] == 0)  # prompt, visible tokens and padding: no CTC gradient
+
+
+def test_flat_sft_loss_is_the_mean_over_masked_tokens():
+    lp, tg, m, p = _fixed_case()
+    want = -(lp[0, 0, 1] + lp[0, 2, 3] + lp[1, 2, 2] + lp[1, 3, 3]) / 4
+    torch.testing.assert_close(obj.sft_loss_flat(lp, tg, m), want)

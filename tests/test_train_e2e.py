@@ -258,3 +258,14 @@ def test_nan_gradients_stop_the_run_before_the_weights_change(pipeline, tmp_path
     with pytest.raises(FloatingPointError, match="non-finite"):
         _sft(pipeline, tmp_path / "run")
     assert last_complete_checkpoint(tmp_path / "run").name == "checkpoint-3"
+
+
+def test_flat_weighting_is_recorded_and_every_checkpoint_loads_on_its_own(pipeline, tmp_path):
+    assert _sft(pipeline, tmp_path / "flat", "--weighting", "flat") == 0
+    assert _sft(pipeline, tmp_path / "elbo") == 0
+    meta = json.loads((tmp_path / "flat/last/training.json").read_text())
+    assert meta["weighting"] == "flat" and meta["hyperparameters"]["weighting"] == "flat"
+    flat, elbo = _weights(tmp_path / "flat/last"), _weights(tmp_path / "elbo/last")
+    assert any(not torch.equal(flat[k], elbo[k]) for k in flat)  # same batches and noise, another loss
+    ckpt = mv.load_checkpoint(tmp_path / "flat/checkpoint-3")  # tokenizer saved with each checkpoint
+    assert ckpt.tokenizer is not None and ckpt.facts.slack_id is not None

@@ -196,7 +196,7 @@ def run_pretrain(args) -> int:
     collator = PretrainCollator(seed=args.seed, eos_id=tokenizer.eos_token_id, slack_id=slack_id,
                                 s_max=args.s_max, collapse=args.collapse)
     trainer = DiffusionTrainer(model=model, args=training_arguments(args, heldout is not None), train_dataset=chunks,
-                               eval_dataset=heldout, data_collator=collator,
+                               eval_dataset=heldout, data_collator=collator, processing_class=tokenizer,
                                eval_collator=PretrainCollator(short_fraction=0.0), objective=objective)
     return _train(trainer, args, model, tokenizer, dict(stage="pretrain", objective=args.objective,
                                                        chunks=len(chunks), seq_len=args.seq_len,
@@ -214,6 +214,9 @@ def add_sft_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--s-max", type=float, default=0.5, help="slack ratio drawn from U(0, s_max)")
     p.add_argument("--collapse", choices=("slack", "standard"), default="slack")
     p.add_argument("--emission", choices=("forced", "free"), default="forced")
+    p.add_argument("--weighting", choices=("elbo", "flat"), default="elbo",
+                   help="CE weighting: elbo = LLaDA's 1 / p_mask (the paper's); flat = mean over masked "
+                        "tokens, lower variance, learns copy-like tasks faster (the embedded base uses it)")
     p.add_argument("--max-length", type=int, default=256, help="longer examples are skipped and counted")
     p.add_argument("--lora", action="store_true", help="train LoRA adapters (peft) instead of all weights; the "
                    "<slack> embedding and output rows train too")
@@ -270,14 +273,15 @@ def run_sft(args) -> int:
     if data.skipped_too_long:
         print(f"skipped {data.skipped_too_long} examples longer than --max-length {args.max_length}")
     objective = Objective("sft", mask_id=facts.mask_id, kind=args.objective, slack_id=slack_id, lam=args.lam,
-                          collapse=args.collapse, emission=args.emission)
+                          collapse=args.collapse, emission=args.emission, weighting=args.weighting)
     collator = SFTCollator(tokenizer.eos_token_id, slack_id, args.s_max, args.collapse, seed=args.seed)
     torch.manual_seed(args.seed)
     trainer = DiffusionTrainer(model=model, args=training_arguments(args, heldout is not None),
                                train_dataset=data.examples, eval_dataset=heldout, data_collator=collator,
+                               processing_class=tokenizer,  # every checkpoint-N loads on its own
                                eval_collator=SFTCollator(tokenizer.eos_token_id), objective=objective)
     return _train(trainer, args, model, tokenizer, dict(
         stage="sft", objective=args.objective, base=args.base, examples=len(data.examples), data=args.data,
         lora=args.lora, load_in_4bit=args.load_in_4bit,
         skipped_too_long=data.skipped_too_long, lam=args.lam, s_max=args.s_max, collapse=args.collapse,
-        emission=args.emission))
+        emission=args.emission, weighting=args.weighting))

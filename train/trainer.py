@@ -31,9 +31,10 @@ class Objective:
     collapse: str = "slack"
     emission: str = "forced"
     eps: float = 1e-3
+    weighting: str = "elbo"  # SFT CE: "elbo" (LLaDA, 1 / p_mask) or "flat" (mean over masked tokens)
 
     def __post_init__(self):
-        if self.stage not in ("pretrain", "sft") or self.kind not in ("ce", "ctc"):
+        if self.stage not in ("pretrain", "sft") or self.kind not in ("ce", "ctc") or self.weighting not in obj.WEIGHTINGS:
             raise ValueError(f"unknown objective {self.stage}/{self.kind}")
         if self.kind == "ctc" and self.slack_id is None:
             raise ValueError("the ctc objective needs a slack token id")
@@ -92,7 +93,9 @@ class DiffusionTrainer(Trainer):
             self._tokens += ids.numel()
         logits = model(input_ids=noised.noisy).logits
         log_probs = obj.log_softmax32(logits)
-        if o.stage == "sft":
+        if o.stage == "sft" and o.weighting == "flat":
+            ce = obj.sft_loss_flat(log_probs, ids, noised.masked)
+        elif o.stage == "sft":
             ce = obj.sft_loss(log_probs, ids, noised.masked, noised.p_mask, inputs["answer_lengths"])
         else:
             ce = obj.pretrain_loss(log_probs, ids, noised.masked, noised.p_mask)
