@@ -266,7 +266,7 @@ def card(name, chain, metrics, recipe, out, facts) -> str:
                   "copy, reverse, sort and spell need) emerges slowly and is far from reliable; `quiz` needs "
                   "world knowledge a model this small does not have. Wrong answers usually have the right shape "
                   "(digits for number tasks, a short sentence for open prompts). Longer training (a GPU, or "
-                  "hours rather than minutes of CPU) is the fix.", ""]
+                  "many more CPU hours) is the fix.", ""]
     lines += ["It exists to make diffusion decoding, `<slack>` and the CE/CTC difference visible in the app, not "
               "to be used for anything else.", ""]
     return "\n".join(lines)
