@@ -60,7 +60,7 @@ PRESETS = [
 REMASKING = ("low_confidence", "random", "margin", "entropy")
 # Inclusive ranges of the settings a visitor may choose: small enough to keep a run interactive.
 LIMITS = {"gen_length": (1, 512), "steps": (1, 512), "block_length": (1, 512), "temperature": (0.0, 5.0),
-          "cfg_scale": (0.0, 10.0), "seed": (0, 2**31 - 1)}
+          "cfg_scale": (0.0, 10.0), "seed": (0, 2**31 - 1), "slack_bias": (-10.0, 10.0)}
 STREAM_EVERY_S = 0.1  # at most ~10 page updates a second while decoding
 DEVICE_LOCK = threading.Lock()  # one forward pass at a time: fair interleaving, deterministic RNG
 
@@ -167,6 +167,7 @@ class DecodeSettings:
     temperature: float
     cfg_scale: float
     seed: int
+    slack_bias: float = 0.0  # CTC checkpoints only: lowers <slack>'s logit (0 = the paper's decoding)
 
     def sampler_kwargs(self, lm: LoadedModel) -> dict:
         kw = dict(steps=self.steps, gen_length=self.gen_length, block_length=self.block_length,
@@ -174,6 +175,8 @@ class DecodeSettings:
         kw.update({k: lm.facts.defaults[k] for k in ("logits_eos_inf", "confidence_eos_eot_inf")
                    if k in lm.facts.defaults})
         kw.update(lm.facts.sampler_kwargs())
+        if lm.facts.slack_id is not None:
+            kw["slack_bias"] = self.slack_bias
         return kw
 
 
@@ -190,12 +193,13 @@ def as_number(value, name: str, kind=int):
     return number
 
 
-def parse_settings(gen_length, steps, block_length, remasking, temperature, cfg_scale, seed) -> DecodeSettings:
+def parse_settings(gen_length, steps, block_length, remasking, temperature, cfg_scale, seed,
+                   slack_bias=0.0) -> DecodeSettings:
     """Visitor settings -> DecodeSettings, or a UserError saying what to change."""
     s = DecodeSettings(as_number(gen_length, "gen_length"), as_number(steps, "steps"),
                        as_number(block_length, "block_length"), remasking,
                        as_number(temperature, "temperature", float), as_number(cfg_scale, "cfg_scale", float),
-                       as_number(seed, "seed"))
+                       as_number(seed, "seed"), as_number(slack_bias, "slack_bias", float))
     if s.remasking not in REMASKING:
         raise UserError(f"remasking must be one of {', '.join(REMASKING)}")
     if s.gen_length % s.block_length:
@@ -360,6 +364,9 @@ def build_app(models: dict[str, LoadedModel], max_prompt_chars: int = MAX_PROMPT
                 remasking = gr.Dropdown(list(REMASKING), value="low_confidence", label="remasking")
                 temperature = gr.Slider(0, 2, value=0, step=0.05, label="temperature")
                 cfg_scale = gr.Slider(0, 4, value=0, step=0.1, label="CFG scale")
+                slack_bias = gr.Slider(0, 4, value=0, step=0.5, label="slack bias (CTC models)",
+                                       info="lowers <slack>'s logit: 0 decodes as in the paper, higher commits "
+                                            "fewer <slack> where the model is unsure of the content")
         status = gr.Markdown("Pick a prompt and press **Decode**.", elem_id="status")
         with gr.Row():
             play_btn = gr.Button("▶ Play", scale=0, min_width=80)
@@ -481,10 +488,12 @@ def build_app(models: dict[str, LoadedModel], max_prompt_chars: int = MAX_PROMPT
 
         # ---- decoding theatre
         @on_gpu
-        def run(prompt_text, chosen_names, gen_length_v, steps_v, block_v, remasking_v, temperature_v, cfg_v, seed_v):
+        def run(prompt_text, chosen_names, gen_length_v, steps_v, block_v, remasking_v, temperature_v, cfg_v, seed_v,
+                slack_v=0.0):
             try:
                 text = check_prompt(prompt_text, max_prompt_chars)
-                settings = parse_settings(gen_length_v, steps_v, block_v, remasking_v, temperature_v, cfg_v, seed_v)
+                settings = parse_settings(gen_length_v, steps_v, block_v, remasking_v, temperature_v, cfg_v, seed_v,
+                                          slack_v)
                 run_names = [n for n in names if n in (chosen_names or [])]
                 if not run_names:
                     raise UserError("choose at least one model")
@@ -515,7 +524,8 @@ def build_app(models: dict[str, LoadedModel], max_prompt_chars: int = MAX_PROMPT
             yield final
 
         run_outputs = [status, state, step_slider, edit_plot] + all_panel_outputs
-        run_inputs = [prompt, chosen, gen_length, steps, block_length, remasking, temperature, cfg_scale, seed]
+        run_inputs = [prompt, chosen, gen_length, steps, block_length, remasking, temperature, cfg_scale, seed,
+                      slack_bias]
         run_btn.click(run, run_inputs, run_outputs, api_name="run")
         prompt.submit(run, run_inputs, run_outputs, api_visibility="private")
         preset.change(lambda p: p or gr.skip(), preset, prompt, api_visibility="private")

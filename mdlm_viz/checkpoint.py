@@ -23,7 +23,7 @@ _ALLOW = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.md"]
 GENERATION_FILE = "generation_config.json"
 # The keys of generation_config.json that are sampler defaults; HF's own keys there are ignored.
 SAMPLER_KEYS = ("steps", "gen_length", "block_length", "temperature", "cfg_scale", "remasking",
-                "logits_eos_inf", "confidence_eos_eot_inf")
+                "logits_eos_inf", "confidence_eos_eot_inf", "slack_bias")
 _DTYPES = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32", "float": "float32"}
 
 

@@ -233,6 +233,7 @@ class SweepConfig:
     # r = 0 decodes the exact code path of the clean run (no shift is ever drawn), so by default
     # its row reuses the clean outputs; True decodes it again (the tests check the pairing).
     decode_r0: bool = False
+    slack_bias: float = 0.0  # the sampler's slack_bias for checkpoints with a <slack> token (0 = the paper's)
 
 
 def sweep_model(model, tokenizer, facts, prompts: Sequence[EvalPrompt], cfg: SweepConfig,
@@ -241,6 +242,8 @@ def sweep_model(model, tokenizer, facts, prompts: Sequence[EvalPrompt], cfg: Swe
     """Every strength and seed for one checkpoint; returns the per-model results block."""
     sampler = dict(steps=cfg.steps, gen_length=cfg.gen_length, block_length=cfg.block_length, temperature=0.0,
                    remasking="low_confidence")
+    if cfg.slack_bias and facts.slack_id is not None:
+        sampler["slack_bias"] = cfg.slack_bias
     slack = facts.slack_id
     # Clean runs: one per prompt (greedy decoding does not depend on the shift seed).
     clean = Decoded([], [], [], [])

@@ -14,6 +14,7 @@ step that can be streamed to a caller while decoding runs.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Sequence
 
@@ -183,6 +184,8 @@ def generate(model, prompt_ids, **settings) -> Generation:
     collapse: "slack" | "standard" | None (default: the config's `ctc_collapse` when it has a slack id);
     attention_mask: [B, Lp] for left-padded batches (1 = real token);
     logits_eos_inf: never sample EOS; confidence_eos_eot_inf: commit EOS/EoT predictions last;
+    slack_bias=0.0: subtracted from <slack>'s logit before choosing and ranking (0 = the paper's
+    decoding; 1 to 2 keeps a CTC model from committing <slack> where it is unsure of the content);
     forbid_mask=True: never sample the mask token itself (the reference allows it: pass False for
     bit-exact parity with it on untrained models);
     interventions: a list of `Shift` and/or one `RandomShifts`;
@@ -221,6 +224,7 @@ def _decode(
     attention_mask: torch.Tensor | None = None,
     logits_eos_inf: bool = False,
     confidence_eos_eot_inf: bool = False,
+    slack_bias: float = 0.0,
     forbid_mask: bool = True,
     interventions: Sequence | None = (),
     record_trace: bool = False,
@@ -253,6 +257,10 @@ def _decode(
                     _config_id(model, "embedding_size") or _config_id(model, "vocab_size"))
     if collapse == "standard" and slack_id is None:
         raise ValueError("collapse='standard' needs a slack id (slack_id= or config.slack_token_id)")
+    if not math.isfinite(slack_bias):
+        raise ValueError(f"slack_bias must be a finite number, got {slack_bias!r}")
+    if slack_bias and slack_id is None:
+        raise ValueError("slack_bias needs a slack id (slack_id= or config.slack_token_id): this model has no <slack>")
 
     device = next(model.parameters()).device
     B, Lp = prompt_ids.shape
@@ -274,7 +282,8 @@ def _decode(
     if emit:
         settings = dict(steps=steps, gen_length=gen_length, block_length=block_length, temperature=temperature,
                         cfg_scale=cfg_scale, remasking=remasking, logits_eos_inf=logits_eos_inf,
-                        confidence_eos_eot_inf=confidence_eos_eot_inf, forbid_mask=forbid_mask, top_k=top_k,
+                        confidence_eos_eot_inf=confidence_eos_eot_inf, slack_bias=slack_bias,
+                        forbid_mask=forbid_mask, top_k=top_k,
                         interventions=[repr(iv) for iv in interventions])
         for b in range(B):
             real = prompt_ids[b] if attention_mask is None else prompt_ids[b][attention_mask[b, :Lp].bool().cpu()]
@@ -301,6 +310,10 @@ def _decode(
             logits = logits_of(x)
             if logits_eos_inf and eos_id is not None:
                 logits[:, :, eos_id] = -torch.inf
+            if slack_bias:
+                # A CTC model keeps some mass on <slack> everywhere (it was trained on slack at random
+                # places); where the content is uncertain that mass can win the argmax and the ranking.
+                logits[:, :, slack_id] -= slack_bias
             if forbid_mask:
                 # The reference lets a model "commit" the mask token, leaving a hole that may never
                 # be filled; trained models give it ~0 probability, so forbidding it costs nothing.

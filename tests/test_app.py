@@ -11,7 +11,8 @@ gradio_client = pytest.importorskip("gradio_client")
 
 import mdlm_viz as mv  # noqa: E402
 
-SETTINGS = dict(gen_length_v=16, steps_v=8, block_v=8, remasking_v="low_confidence", temperature_v=0, cfg_v=0, seed_v=0)
+SETTINGS = dict(gen_length_v=16, steps_v=8, block_v=8, remasking_v="low_confidence", temperature_v=0, cfg_v=0, seed_v=0,
+                slack_v=0)
 
 
 @pytest.fixture
@@ -176,3 +177,14 @@ def test_checkpoints_come_from_flags_then_the_environment_then_the_assets(monkey
         app.parse_model_specs(["just-a-path"])
     with pytest.raises(SystemExit, match="'assets/nope' is missing"):
         app.checkpoint_location("assets/nope")
+
+
+def test_the_slack_bias_reaches_only_checkpoints_with_a_slack_token(tiny_checkpoint, tiny_ctc_checkpoint):
+    import app
+
+    models = app.load_models({"ce": str(tiny_checkpoint), "ctc": str(tiny_ctc_checkpoint)})
+    settings = app.parse_settings(16, 8, 8, "low_confidence", 0, 0, 0, 2.0)
+    assert settings.sampler_kwargs(models["ctc"])["slack_bias"] == 2.0
+    assert "slack_bias" not in settings.sampler_kwargs(models["ce"])  # the sampler would refuse it
+    with pytest.raises(app.UserError, match="slack_bias must be between -10.0 and 10.0"):
+        app.parse_settings(16, 8, 8, "low_confidence", 0, 0, 0, 99)

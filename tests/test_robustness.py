@@ -9,6 +9,7 @@ import torch
 import mdlm_viz as mv
 from mdlm_viz import robustness as rb
 from mdlm_viz.figures import robustness_figure
+from tests.helpers import make_tiny_checkpoint
 
 
 def test_edit_distance_and_similarity():
@@ -130,6 +131,18 @@ def test_robustness_cli_quick(tmp_path, tiny_checkpoint, tiny_ctc_checkpoint):
     assert (out / "robustness_win_rate.html").stat().st_size < 100_000  # plotly.js from its CDN, not inlined
     with pytest.raises(ValueError, match="NAME=PATH"):
         main(["robustness", "--models", str(tiny_checkpoint), "--data", str(data), "--out", str(out)])
+    # --slack-bias: applied to the checkpoint with <slack> only; a huge bias leaves no slack to absorb with
+    slack_only = make_tiny_checkpoint(tmp_path / "slack_only", slack=True, collapse="slack")
+    # (and a judge that is a directory, not one of the swept models)
+    assert main(["robustness", "--models", f"ctc={slack_only}", "--judge", str(tiny_checkpoint), "--data", str(data),
+                 "--out", str(out), "--quick", "--slack-bias", "1000"]) == 0
+    res = json.loads((out / "robustness.json").read_text())
+    assert set(res["models"]) == {"ctc"} and res["judge"]["checkpoint"] == str(tiny_checkpoint)
+    assert res["config"]["slack_bias"] == 1000 and res["command"].endswith("--slack-bias 1000")
+    assert all(row["slack_per_displacement"] in (0.0, None) for row in res["models"]["ctc"]["by_strength"])
+    with pytest.raises(ValueError, match="neither one of --models"):
+        main(["robustness", "--models", f"ctc={slack_only}", "--judge", "nobody", "--data", str(data),
+              "--out", str(out), "--quick"])
 
 
 def test_recipe_quick_end_to_end(tmp_path):
@@ -146,6 +159,14 @@ def test_recipe_quick_end_to_end(tmp_path):
         assert facts.defaults["gen_length"] == 8
         assert (facts.slack_id is not None) == name.startswith("ctc")
     assert mv.load_checkpoint(tmp_path / "assets" / "ctc-standard").facts.collapse == "standard"
+    # The cards' sample command on an exported checkpoint, whose generation_config.json sets the steps
+    # (that clash once crashed `train eval`), with the slack bias passed through to the sampler.
+    ev = tmp_path / "eval_ctc.json"
+    assert main(["eval", "--checkpoint", str(tmp_path / "assets" / "ctc"), "--data",
+                 str(tmp_path / "runs" / "corpus" / "sft_heldout.jsonl"), "--limit", "4", "--slack-bias", "1",
+                 "--out", str(ev)]) == 0
+    sampler = json.loads(ev.read_text())["sampler"]
+    assert sampler["steps"] == 8 and sampler["gen_length"] == 8 and sampler["slack_bias"] == 1
     res = json.loads((tmp_path / "assets" / "eval" / "robustness.json").read_text())
     assert set(res["models"]) == {"base", "ce", "ctc", "ctc-standard"}
     # A second run finds every stage complete and only re-exports and re-evaluates.

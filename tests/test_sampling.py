@@ -172,6 +172,34 @@ def test_slack_collapse_never_merges():
     assert all(not s.merged for s in g.trace.steps)
 
 
+class _UnsureModel(ScriptedModel):
+    """Every position: <slack> at logit 1.0, token 7 at 0.5 (a CTC model unsure of its content)."""
+
+    def forward(self, input_ids, attention_mask=None):
+        logits = torch.zeros(*input_ids.shape, self.config.vocab_size)
+        logits[..., 40], logits[..., 7] = 1.0, 0.5
+        return MaskedLMOutput(logits=logits)
+
+
+def test_slack_bias_moves_the_argmax_from_slack_to_content_and_is_recorded():
+    cfg = mv.LLaDAConfig.small(vocab_size=50, slack_token_id=40)
+    model = _UnsureModel(cfg, [0] * 13)
+    plain = mv.generate(model, PROMPT, steps=4, gen_length=8, block_length=8)
+    assert plain.tokens[0, 5:].tolist() == [40] * 8 and plain.response_ids(0) == []
+    biased = mv.generate(model, PROMPT, steps=4, gen_length=8, block_length=8, slack_bias=1.0, record_trace=True)
+    assert biased.tokens[0, 5:].tolist() == [7] * 8
+    assert biased.trace.settings["slack_bias"] == 1.0
+    # a bias below the margin changes nothing
+    assert mv.generate(model, PROMPT, steps=4, gen_length=8, block_length=8, slack_bias=0.4).tokens.equal(plain.tokens)
+
+
+@pytest.mark.parametrize("bias, slack, message", [(float("nan"), 40, "finite"), (1.0, None, "no <slack>")])
+def test_slack_bias_refuses_nan_and_models_without_slack(bias, slack, message):
+    model = _UnsureModel(mv.LLaDAConfig.small(vocab_size=50, slack_token_id=slack), [0] * 13)
+    with pytest.raises(ValueError, match=message):
+        mv.generate(model, PROMPT, steps=4, gen_length=8, block_length=8, slack_bias=bias)
+
+
 def test_repeat_mask_marks_every_later_member_of_a_run():
     raw = torch.tensor([5, 5, 5, 9, 1, 1, 7, 7])
     same = repeat_mask(raw, mask_id=9, slack_id=8, keep=[1])

@@ -29,6 +29,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=None, help="sampler steps (default: the checkpoint's)")
     p.add_argument("--gen-length", type=int, default=None)
     p.add_argument("--block-length", type=int, default=None)
+    p.add_argument("--slack-bias", type=float, default=None,
+                   help="lower <slack>'s logit by this much when decoding (default: the checkpoint's, else 0)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-length", type=int, default=256)
@@ -82,9 +84,10 @@ def task_accuracy(model, tokenizer, facts, paths, limit: int, batch_size: int, *
 
 def run(args) -> int:
     model, tokenizer, facts = mv.load_checkpoint(args.checkpoint)
-    defaults = dict(steps=64, gen_length=64, block_length=32, **facts.defaults)
+    defaults = {"steps": 64, "gen_length": 64, "block_length": 32, **facts.defaults}  # the checkpoint's win
     sampler = {k: v for k, v in dict(steps=args.steps, gen_length=args.gen_length,
-                                      block_length=args.block_length).items() if v is not None}
+                                      block_length=args.block_length, slack_bias=args.slack_bias).items()
+               if v is not None}
     sampler = {**defaults, **sampler}
     torch.manual_seed(args.seed)
     results = {

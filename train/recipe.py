@@ -51,8 +51,10 @@ EMBEDDED = Recipe(
     # 3000 steps (0% exact on copy/reverse/sort); see the README's "What we tried".
     base=["--steps", "12000", "--batch-size", "32", "--lr", "1e-3", "--warmup", "100", "--seed", "0",
           "--max-length", "64", "--weighting", "flat", "--log-every", "100", "--save-every", "1000"],
-    finetune=["--steps", "1000", "--batch-size", "32", "--lr", "3e-4", "--warmup", "50", "--seed", "1",
-              "--max-length", "64", "--weighting", "flat", "--log-every", "50", "--save-every", "250"],
+    # 3000 steps, not 1000: at 1000 the CTC fine-tune had not yet adapted to <slack> (clean accuracy
+    # 15% against CE's 19.5%); at 3000 it is 19.5% against 22% (README, "What we tried").
+    finetune=["--steps", "3000", "--batch-size", "32", "--lr", "3e-4", "--warmup", "50", "--seed", "1",
+              "--max-length", "64", "--weighting", "flat", "--log-every", "50", "--save-every", "1000"],
     sampler={"steps": 32, "gen_length": 32, "block_length": 16, "remasking": "low_confidence", "temperature": 0.0},
     robustness=["--prompts", "200", "--seeds", "0", "1", "--gen-length", "32", "--steps", "32", "--block-length", "16"],
 )

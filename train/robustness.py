@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 import torch
@@ -32,8 +33,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="checkpoints to evaluate, e.g. base=assets/base ce=assets/ce ctc=assets/ctc")
     p.add_argument("--data", nargs="+", required=True, help="held-out SFT JSONL (records with 'answer' are exact)")
     p.add_argument("--out", required=True, help="directory for robustness.json and the figures")
-    p.add_argument("--judge", default=None, help="NAME of the checkpoint whose likelihood judges open prompts "
-                   "(default: 'base' if given, else the first)")
+    p.add_argument("--judge", default=None, help="the checkpoint whose likelihood judges open prompts: a NAME from "
+                   "--models or a checkpoint directory (default: 'base' if given, else the first)")
     p.add_argument("--prompts", type=int, default=200, help="number of prompts (round-robin over families)")
     p.add_argument("--strengths", type=float, nargs="+", default=[100 * s for s in rb.STRENGTHS],
                    help="intervention strengths in percent of generated tokens")
@@ -43,6 +44,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--block-length", type=int, default=16)
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for confidence intervals")
+    p.add_argument("--slack-bias", type=float, default=0.0, help="lower <slack>'s logit by this much when "
+                   "decoding checkpoints that have one (0 = the paper's decoding; an ablation knob)")
     p.add_argument("--decode-r0", action="store_true", help="decode r=0 again instead of reusing the clean run "
                    "(it must give identical outputs; the row reports how many were)")
     p.add_argument("--quick", action="store_true", help="8 prompts, r in {0, 10}%%, one seed, short decodes: "
@@ -74,29 +77,39 @@ def load_prompts(paths) -> list[rb.EvalPrompt]:
 
 def run(args) -> int:
     specs = parse_models(args.models)
+    if not math.isfinite(args.slack_bias):
+        raise ValueError(f"--slack-bias must be a finite number, got {args.slack_bias}")
     if args.quick:
         cfg = rb.SweepConfig(strengths=(0.0, 0.10), seeds=(0,), gen_length=16, steps=16, block_length=8,
-                             batch_size=8, judge_samples=2, n_boot=100, decode_r0=True)
+                             batch_size=8, judge_samples=2, n_boot=100, decode_r0=True, slack_bias=args.slack_bias)
         n = 8
     else:
         if any(not 0 <= s <= 100 for s in args.strengths):
             raise ValueError("--strengths are percentages in [0, 100]")
         cfg = rb.SweepConfig(strengths=tuple(s / 100 for s in args.strengths), seeds=tuple(args.seeds),
                              gen_length=args.gen_length, steps=args.steps, block_length=args.block_length,
-                             batch_size=args.batch_size, n_boot=args.bootstrap, decode_r0=args.decode_r0)
+                             batch_size=args.batch_size, n_boot=args.bootstrap, decode_r0=args.decode_r0,
+                             slack_bias=args.slack_bias)
         n = args.prompts
     prompts = rb.select_prompts(load_prompts(args.data), n)
     checkpoints = {name: tuple(mv.load_checkpoint(path, dtype=torch.float32)) for name, path in specs.items()}
     judge_name = args.judge or ("base" if "base" in checkpoints else next(iter(checkpoints)))
-    if judge_name not in checkpoints:
-        raise ValueError(f"--judge {judge_name!r} is not one of --models ({', '.join(checkpoints)})")
+    if judge_name in checkpoints:
+        judge = checkpoints[judge_name]
+    elif Path(judge_name).is_dir():  # a checkpoint that judges without being swept itself
+        judge = tuple(mv.load_checkpoint(judge_name, dtype=torch.float32))
+    else:
+        raise ValueError(f"--judge {judge_name!r} is neither one of --models ({', '.join(checkpoints)}) "
+                         "nor a checkpoint directory")
     with torch.no_grad():
-        results = rb.run_sweep(checkpoints, prompts, cfg, judge=checkpoints[judge_name])
+        results = rb.run_sweep(checkpoints, prompts, cfg, judge=judge)
     results["judge"]["checkpoint"] = judge_name
     results["checkpoints"] = specs
     results["command"] = "python -m train robustness " + " ".join(
         [f"--models {' '.join(args.models)}", f"--data {' '.join(map(str, args.data))}", f"--out {args.out}"]
-        + (["--quick"] if args.quick else [f"--prompts {n}", f"--seeds {' '.join(map(str, cfg.seeds))}"]))
+        + ([f"--judge {args.judge}"] if args.judge else [])
+        + (["--quick"] if args.quick else [f"--prompts {n}", f"--seeds {' '.join(map(str, cfg.seeds))}"])
+        + ([f"--slack-bias {cfg.slack_bias:g}"] if cfg.slack_bias else []))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / "robustness.json.tmp"
