@@ -185,7 +185,7 @@ def generate(model, prompt_ids, **settings) -> Generation:
     attention_mask: [B, Lp] for left-padded batches (1 = real token);
     logits_eos_inf: never sample EOS; confidence_eos_eot_inf: commit EOS/EoT predictions last;
     slack_bias=0.0: subtracted from <slack>'s logit before choosing and ranking (0 = the paper's
-    decoding; 1 to 2 keeps a CTC model from committing <slack> where it is unsure of the content);
+    decoding; higher commits fewer <slack>, 100 none: an ablation knob for CTC checkpoints);
     forbid_mask=True: never sample the mask token itself (the reference allows it: pass False for
     bit-exact parity with it on untrained models);
     interventions: a list of `Shift` and/or one `RandomShifts`;
