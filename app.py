@@ -713,12 +713,17 @@ def robustness_view():
         return None, "Evaluation results not found (`assets/eval/robustness.json`)."
     try:
         results = json.loads(ROBUSTNESS_JSON.read_text())
-        from mdlm_viz.robustness import markdown_table
+        from mdlm_viz.robustness import comparison_table, markdown_table
 
         about = (f"Win rate of each model's shifted output against its own clean output, {results['n_prompts']} "
                  "held-out prompts (`assets/eval/robustness.json`; how it was measured: README, *The evaluation*). "
                  "The last column counts the shifts that found a token to move at the top strength.\n\n")
-        return figures.robustness_figure(results), about + markdown_table(results)
+        paired = comparison_table(results)
+        if paired:
+            paired = (f"\n\nEach model against `{results['reference']}` on the same prompts (difference, 95% "
+                      "bootstrap CI over prompts; a positive Pearson difference means the win rate falls off "
+                      "less):\n\n" + paired)
+        return figures.robustness_figure(results), about + markdown_table(results) + paired
     except (ValueError, KeyError, TypeError) as err:
         return None, f"Evaluation results could not be read: {err}"
 

@@ -96,6 +96,11 @@ def pearson(xs: Sequence[float], ys: Sequence[float]) -> float:
     return sxy / math.sqrt(sxx * syy) if sxx > 0 and syy > 0 else float("nan")
 
 
+def _percentile(sorted_values: list[float], level: float) -> list[float]:
+    n = len(sorted_values)
+    return [sorted_values[int((1 - level) / 2 * n)], sorted_values[min(n - 1, int((1 + level) / 2 * n))]]
+
+
 def win_rates_by_point(wins_pp: dict[tuple[float, int], list[float]], rows: Sequence[int]) -> dict:
     """Mean win over the prompt indices `rows` for each (strength, seed) point."""
     return {pt: sum(w[i] for i in rows) / len(rows) for pt, w in wins_pp.items()}
@@ -120,17 +125,57 @@ def strength_correlation(wins_pp: dict[tuple[float, int], list[float]], n_boot: 
                    if not math.isnan(v))
     if not boots:
         return {"r": None if math.isnan(r) else r, "ci": None, "n_boot": n_boot}
-    lo = boots[int((1 - level) / 2 * len(boots))]
-    hi = boots[min(len(boots) - 1, int((1 + level) / 2 * len(boots)))]
-    return {"r": None if math.isnan(r) else r, "ci": [lo, hi], "n_boot": n_boot, "level": level}
+    return {"r": None if math.isnan(r) else r, "ci": _percentile(boots, level), "n_boot": n_boot, "level": level}
 
 
 def mean_ci(values: Sequence[float], n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> list[float]:
     """Percentile bootstrap CI of a mean."""
     rng = random.Random(seed)
     n = len(values)
-    means = sorted(sum(values[rng.randrange(n)] for _ in range(n)) / n for _ in range(n_boot))
-    return [means[int((1 - level) / 2 * n_boot)], means[min(n_boot - 1, int((1 + level) / 2 * n_boot))]]
+    return _percentile(sorted(sum(values[rng.randrange(n)] for _ in range(n)) / n for _ in range(n_boot)), level)
+
+
+def paired_difference(a: Sequence[float], b: Sequence[float], n_boot: int = 1000, seed: int = 0,
+                      level: float = 0.95) -> dict:
+    """mean(a) - mean(b) for two models measured on the same rows (prompts), with a percentile
+    bootstrap CI that resamples rows, so each prompt's pair stays together: far tighter than two
+    separate CIs when the models agree on most prompts. For 0/1 values `a_only` / `b_only` count
+    the prompts only one model gets right (the discordant pairs a McNemar test reads)."""
+    if len(a) != len(b) or not a:
+        raise ValueError(f"paired values need the same, non-zero length: got {len(a)} and {len(b)}")
+    n = len(a)
+    d = [x - y for x, y in zip(a, b)]
+    rng = random.Random(seed)
+    boots = sorted(sum(d[rng.randrange(n)] for _ in range(n)) / n for _ in range(n_boot))
+    return {"diff": sum(d) / n, "ci": _percentile(boots, level), "n": n, "a_only": sum(x > y for x, y in zip(a, b)),
+            "b_only": sum(y > x for x, y in zip(a, b)), "n_boot": n_boot, "level": level}
+
+
+def correlation_difference(wins_a: dict[tuple[float, int], list[float]], wins_b: dict[tuple[float, int], list[float]],
+                           n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
+    """Pearson r(strength, win rate) of model a minus that of model b, on the same prompts, with
+    a bootstrap CI that resamples the same prompt rows for both: a positive difference says a's
+    win rate falls off less with strength than b's (the paper's claim for CTC against CE)."""
+    if sorted(wins_a) != sorted(wins_b):
+        raise ValueError("both models need the same (strength, seed) points")
+    n = len(next(iter(wins_a.values())))
+    points = sorted(wins_a)
+    xs = [s for s, _ in points]
+
+    def r_of(wins, rows):
+        rates = win_rates_by_point(wins, rows)
+        return pearson(xs, [rates[p] for p in points])
+
+    full = r_of(wins_a, range(n)) - r_of(wins_b, range(n))
+    rng = random.Random(seed)
+    boots = []
+    for _ in range(n_boot):
+        rows = [rng.randrange(n) for _ in range(n)]
+        v = r_of(wins_a, rows) - r_of(wins_b, rows)
+        if not math.isnan(v):
+            boots.append(v)
+    return {"diff": None if math.isnan(full) else full, "ci": _percentile(sorted(boots), level) if boots else None,
+            "n_boot": n_boot, "level": level}
 
 
 def has_adjacent_repeat(ids: Sequence[int]) -> bool:
@@ -332,6 +377,9 @@ def summarise(prompts, clean: Decoded, clean_ok, clean_sim, judged: list[Judged]
         "pearson": strength_correlation(wins_pp, cfg.n_boot),
         "r0_identical": (sum(j.text == clean.text[j.prompt] for j in judged if j.strength == 0)
                          if 0.0 in cfg.strengths and cfg.decode_r0 else None),
+        # Per-prompt values (prompt order), so models swept on the same prompts compare pairwise.
+        "per_prompt": {"clean_correct": [None if ok is None else float(ok) for ok in clean_ok],
+                       "wins": {f"{s:g}/{sd}": w for (s, sd), w in sorted(wins_pp.items())}},
         "samples": [{"prompt": prompts[i].messages[-1]["content"], "reference": prompts[i].reference,
                      "output": clean.text[i]} for i in _sample_rows(prompts)],
         "outputs": {"clean": clean.text,
@@ -339,6 +387,35 @@ def summarise(prompts, clean: Decoded, clean_ok, clean_sim, judged: list[Judged]
                                     "win": j.win, "displacements": j.displacements, "slack_added": j.slack_added}
                                    for j in judged if j.strength > 0 and j.text != clean.text[j.prompt]][:200]},
     }
+
+
+def _wins_by_point(res: dict) -> dict[tuple[float, int], list[float]]:
+    out = {}
+    for key, wins in res["per_prompt"]["wins"].items():
+        strength, seed = key.split("/")
+        out[(float(strength), int(seed))] = wins
+    return out
+
+
+def compare_models(res_a: dict, res_b: dict, n_boot: int = 1000) -> dict:
+    """Model a against model b, both swept on the same prompts: paired differences (a - b) of
+    clean accuracy, of the win rate at each strength (seeds averaged per prompt) and of the
+    strength / win-rate correlation, each with a bootstrap CI over prompts."""
+    ca, cb = res_a["per_prompt"]["clean_correct"], res_b["per_prompt"]["clean_correct"]
+    if len(ca) != len(cb):
+        raise ValueError(f"the two sweeps have {len(ca)} and {len(cb)} prompts: compare sweeps of the same prompts")
+    exact = [i for i, v in enumerate(ca) if v is not None]
+    wa, wb = _wins_by_point(res_a), _wins_by_point(res_b)
+    win_rate = {}
+    for s in sorted({st for st, _ in wa if st > 0}):
+        seeds = sorted(sd for st, sd in wa if st == s)
+        per_a = [sum(wa[(s, sd)][i] for sd in seeds) / len(seeds) for i in range(len(ca))]
+        per_b = [sum(wb[(s, sd)][i] for sd in seeds) / len(seeds) for i in range(len(cb))]
+        win_rate[f"{s:g}"] = paired_difference(per_a, per_b, n_boot)
+    return {"clean_accuracy": paired_difference([ca[i] for i in exact], [cb[i] for i in exact], n_boot)
+            if exact else None,
+            "win_rate": win_rate,
+            "pearson": correlation_difference(wa, wb, n_boot)}
 
 
 def surface_form(prompts: Sequence[EvalPrompt], results: dict, tokenizer) -> dict:
@@ -369,9 +446,14 @@ def _mean(xs):
 
 
 def run_sweep(checkpoints: dict[str, tuple], prompts: Sequence[EvalPrompt], cfg: SweepConfig, judge=None,
-              progress: Callable[[str], None] = print) -> dict:
+              progress: Callable[[str], None] = print, reference: str | None = None) -> dict:
     """The whole evaluation. `checkpoints`: name -> (model, tokenizer, facts); `judge`: the
-    (model, tokenizer, facts) whose likelihood scores open prompts (default: the first checkpoint)."""
+    (model, tokenizer, facts) whose likelihood scores open prompts (default: the first checkpoint);
+    `reference`: the checkpoint every other one is compared with pairwise (default: "ce" if swept)."""
+    if reference is None and "ce" in checkpoints:
+        reference = "ce"
+    if reference is not None and reference not in checkpoints:
+        raise ValueError(f"reference {reference!r} is not one of the swept checkpoints ({', '.join(checkpoints)})")
     judge = judge or next(iter(checkpoints.values()))
     jm, jt, jf = judge
     judge_prompts = [jt.apply_chat_template(p.messages, add_generation_prompt=True, tokenize=True,
@@ -405,6 +487,9 @@ def run_sweep(checkpoints: dict[str, tuple], prompts: Sequence[EvalPrompt], cfg:
                   "open": f"masked-diffusion likelihood per token under the judge checkpoint, "
                           f"{cfg.judge_samples} stratified mask ratios"},
         "models": results,
+        "reference": reference,
+        "comparisons": {name: compare_models(res, results[reference], cfg.n_boot)
+                        for name, res in results.items() if reference is not None and name != reference},
         "surface_form": surface_form(prompts, results, first_tok),
         "seconds": round(time.perf_counter() - t0, 1),
     }
@@ -429,6 +514,29 @@ def markdown_table(results: dict) -> str:
                                          "-" if slack is None else f"{slack:.2f}",
                                          f"{top['displacements']} of {top['displacements'] + top['unapplied']}"])
                      + " |")
+    return "\n".join(lines)
+
+
+def comparison_table(results: dict) -> str:
+    """Markdown table of each model against the reference, paired on the same prompts: the
+    differences (model - reference) of clean accuracy, win rate at the top strength and Pearson r."""
+    ref, comps = results.get("reference"), results.get("comparisons") or {}
+    if not ref or not comps:
+        return ""
+    top = max(float(s) for c in comps.values() for s in c["win_rate"])
+    head = [f"model - {ref}", "clean accuracy", f"win rate r={100 * top:g}%", "Pearson r"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+
+    def cell(d, fmt="+.3f"):
+        if d is None or d.get("diff") is None:
+            return "n/a"
+        ci = f" [{d['ci'][0]:{fmt}}, {d['ci'][1]:{fmt}}]" if d.get("ci") else ""
+        return f"{d['diff']:{fmt}}{ci}"
+
+    for name, c in comps.items():
+        acc = c["clean_accuracy"]
+        acc_cell = cell(acc) + (f" ({acc['a_only']} vs {acc['b_only']} prompts)" if acc else "")
+        lines.append(f"| {name} | {acc_cell} | {cell(c['win_rate'].get(f'{top:g}'))} | {cell(c['pearson'], '+.2f')} |")
     return "\n".join(lines)
 
 

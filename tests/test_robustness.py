@@ -56,6 +56,30 @@ def test_mean_ci_brackets_the_mean():
     assert lo < 5 / 8 < hi and 0 <= lo and hi <= 1
 
 
+def test_paired_difference_hand_case():
+    a = [1, 1, 0, 1, 0, 1, 1, 0]  # 5 / 8
+    b = [1, 0, 0, 1, 0, 1, 0, 0]  # 3 / 8: a alone right on rows 1 and 6, b alone on none
+    res = rb.paired_difference(a, b, n_boot=400)
+    assert res["diff"] == pytest.approx(0.25) and (res["a_only"], res["b_only"]) == (2, 0)
+    assert 0 <= res["ci"][0] <= 0.25 <= res["ci"][1]  # a never loses a pair: no resample goes below 0
+    same = rb.paired_difference(a, a, n_boot=50)
+    assert same["diff"] == 0 and same["ci"] == [0, 0]
+    with pytest.raises(ValueError, match="same, non-zero length"):
+        rb.paired_difference([1, 0], [1])
+
+
+def test_correlation_difference_is_paired():
+    falls = {(0.0, 0): [0.5] * 4, (0.05, 0): [0.25] * 4, (0.1, 0): [0.0] * 4}  # r = -1 on every resample
+    holds = {(0.0, 0): [0.5] * 4, (0.05, 0): [0.5, 0.5, 0.5, 0.0], (0.1, 0): [0.5, 0.5, 0.0, 0.5]}
+    res = rb.correlation_difference(holds, falls, n_boot=200)
+    r_holds = rb.strength_correlation(holds, n_boot=10)["r"]
+    assert res["diff"] == pytest.approx(r_holds + 1.0)
+    assert res["ci"][0] <= res["diff"] <= res["ci"][1]
+    assert rb.correlation_difference(falls, falls, n_boot=20)["ci"] == pytest.approx([0.0, 0.0])
+    with pytest.raises(ValueError, match="same"):
+        rb.correlation_difference(falls, {(0.0, 0): [0.5] * 4}, n_boot=5)
+
+
 def test_select_prompts_round_robin():
     ps = [rb.EvalPrompt([{"role": "user", "content": f"{f}{i}"}], "x", f) for f in "aab" for i in range(3)]
     got = rb.select_prompts(ps, 5)
@@ -128,6 +152,23 @@ def test_robustness_cli_quick(tmp_path, tiny_checkpoint, tiny_ctc_checkpoint):
     res = json.loads((out / "robustness.json").read_text())
     assert set(res["models"]) == {"ce", "ctc"} and res["n_prompts"] == 8
     assert res["families"] == {"chat": 4, "copy": 4}
+    # ctc is compared with ce (the default reference) pairwise on the same prompts
+    assert res["reference"] == "ce" and set(res["comparisons"]) == {"ctc"}
+    comp = res["comparisons"]["ctc"]
+    ce_clean = res["models"]["ce"]["per_prompt"]["clean_correct"]
+    ctc_clean = res["models"]["ctc"]["per_prompt"]["clean_correct"]
+    exact = [i for i, v in enumerate(ce_clean) if v is not None]
+    assert len(exact) == 4 and comp["clean_accuracy"]["n"] == 4
+    assert comp["clean_accuracy"]["diff"] == pytest.approx(
+        res["models"]["ctc"]["clean"]["accuracy"] - res["models"]["ce"]["clean"]["accuracy"])
+    assert comp["clean_accuracy"]["diff"] == pytest.approx(sum(ctc_clean[i] - ce_clean[i] for i in exact) / 4)
+    assert set(comp["win_rate"]) == {"0.1"}
+    top = res["models"]["ctc"]["by_strength"][-1]["win_rate"] - res["models"]["ce"]["by_strength"][-1]["win_rate"]
+    assert comp["win_rate"]["0.1"]["diff"] == pytest.approx(top)
+    assert "| ctc |" in rb.comparison_table(res)
+    with pytest.raises(ValueError, match="not one of the swept"):
+        main(["robustness", "--models", f"ce={tiny_checkpoint}", "--reference", "ctc", "--data", str(data),
+              "--out", str(out), "--quick"])
     assert (out / "robustness_win_rate.html").stat().st_size < 100_000  # plotly.js from its CDN, not inlined
     with pytest.raises(ValueError, match="NAME=PATH"):
         main(["robustness", "--models", str(tiny_checkpoint), "--data", str(data), "--out", str(out)])
@@ -159,6 +200,14 @@ def test_recipe_quick_end_to_end(tmp_path):
         assert facts.defaults["gen_length"] == 8
         assert (facts.slack_id is not None) == name.startswith("ctc")
     assert mv.load_checkpoint(tmp_path / "assets" / "ctc-standard").facts.collapse == "standard"
+    # The fine-tunes descend from the released base (its bf16 export), and their cards show the whole lineage.
+    chain = json.loads((tmp_path / "assets" / "ctc" / "training.json").read_text())["lineage"]
+    assert [m["stage"] for m in chain] == ["pretrain", "sft", "sft"]
+    assert chain[-1]["base"] == str(tmp_path / "assets" / "base") and chain[-1]["objective"] == "ctc"
+    acc = json.loads((tmp_path / "assets" / "eval" / "accuracy.json").read_text())
+    assert set(acc["comparisons"]) == {"base - ce", "ctc - ce", "ctc-standard - ce"}
+    assert acc["comparisons"]["ctc - ce"]["diff"] == pytest.approx(acc["ctc"]["accuracy"] - acc["ce"]["accuracy"],
+                                                                   abs=1e-3)
     # The cards' sample command on an exported checkpoint, whose generation_config.json sets the steps
     # (that clash once crashed `train eval`), with the slack bias passed through to the sampler.
     ev = tmp_path / "eval_ctc.json"

@@ -196,6 +196,17 @@ def test_eval_reports_heldout_loss_and_accuracy_per_family(pipeline, tmp_path, c
     res = json.loads(out.read_text())
     assert res["objective"] == "ctc" and 1 <= res["n"] <= 12 and res["heldout_ce"] > 0
     assert 0.0 <= res["accuracy"] <= 1.0 and res["per_family"] and res["samples"]
+    assert len(res["correct"]) == res["n"] and res["correct"].count("1") == round(res["accuracy"] * res["n"])
+    # --against: the same prompts decoded by a second checkpoint, compared pairwise
+    assert main(["eval", "--checkpoint", str(pipeline / "ctc/last"), "--against", str(pipeline / "ce/last"),
+                 "--data", str(pipeline / "corpus/sft_heldout.jsonl"), "--limit", "12", "--steps", "4",
+                 "--gen-length", "8", "--block-length", "8", "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    vs = res["against"]
+    assert vs["checkpoint"] == str(pipeline / "ce/last") and vs["difference"]["n"] == res["n"]
+    assert vs["difference"]["diff"] == pytest.approx(res["accuracy"] - vs["accuracy"], abs=1e-3)
+    lo, hi = vs["difference"]["ci"]
+    assert lo <= vs["difference"]["diff"] <= hi
 
 
 def test_sft_ctc_adds_the_slack_token_when_the_base_lacks_it(tmp_path):

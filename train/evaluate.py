@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 import mdlm_viz as mv
-from mdlm_viz.robustness import chat_batch
+from mdlm_viz.robustness import chat_batch, paired_difference
 
 from . import objectives as obj
 from .data import SFTCollator, load_sft, read_records, split_chat
@@ -34,6 +34,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-length", type=int, default=256)
+    p.add_argument("--against", default=None, metavar="CHECKPOINT",
+                   help="also decode the same prompts with this checkpoint and report the paired accuracy "
+                        "difference (checkpoint - against) with a bootstrap CI")
     p.add_argument("--out", default=None, help="write the results as JSON here")
 
 
@@ -67,7 +70,7 @@ def decode_batch(model, tokenizer, facts, messages_list, **sampler) -> list[str]
 def task_accuracy(model, tokenizer, facts, paths, limit: int, batch_size: int, **sampler) -> dict:
     records = [r for p in paths for r in read_records(p) if r.get("answer") not in (None, "")][:limit]
     right, count = defaultdict(int), defaultdict(int)
-    samples = []
+    samples, correct = [], []
     for i in range(0, len(records), batch_size):
         chunk = records[i:i + batch_size]
         texts = decode_batch(model, tokenizer, facts, [split_chat(r)[0] for r in chunk], **sampler)
@@ -75,11 +78,13 @@ def task_accuracy(model, tokenizer, facts, paths, limit: int, batch_size: int, *
             family = rec.get("family", "all")
             count[family] += 1
             right[family] += text == str(rec["answer"]).strip()
+            correct.append(float(text == str(rec["answer"]).strip()))
             if len(samples) < 8:
                 samples.append({"prompt": split_chat(rec)[0][-1]["content"], "answer": rec["answer"], "output": text})
     per_family = {f: round(right[f] / count[f], 4) for f in sorted(count)}
     overall = sum(right.values()) / max(1, sum(count.values()))
-    return {"accuracy": round(overall, 4), "per_family": per_family, "n": sum(count.values()), "samples": samples}
+    return {"accuracy": round(overall, 4), "per_family": per_family, "n": sum(count.values()), "samples": samples,
+            "correct": correct}
 
 
 def run(args) -> int:
@@ -96,6 +101,14 @@ def run(args) -> int:
                                          args.seed), 4),
         **task_accuracy(model, tokenizer, facts, args.data, args.limit, args.batch_size, **sampler),
     }
+    if args.against:
+        other, other_tok, other_facts = mv.load_checkpoint(args.against)
+        torch.manual_seed(args.seed)
+        theirs = task_accuracy(other, other_tok, other_facts, args.data, args.limit, args.batch_size, **sampler)
+        results["against"] = {"checkpoint": str(args.against), "accuracy": theirs["accuracy"],
+                              "per_family": theirs["per_family"],
+                              "difference": paired_difference(results["correct"], theirs["correct"])}
+    results["correct"] = "".join(str(int(c)) for c in results["correct"])  # one digit per prompt, file order
     text = json.dumps(results, indent=2, ensure_ascii=False)
     if args.out:
         Path(args.out).write_text(text)

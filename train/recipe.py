@@ -7,11 +7,13 @@ stopped; a stage interrupted mid-way resumes from its last complete checkpoint):
     tokenizer   byte-level BPE with LLaDA's special tokens            -> OUT/tokenizer
     pretrain    masked-diffusion pre-training                         -> OUT/pretrain
     base        SFT (CE) of the pre-trained model: the stand-in for LLaDA-8B-Instruct
-    ce          SFT of base, CE only                                  } same data, steps, seed:
-    ctc         SFT of base, CE + 0.1 * CTC, slack-only collapse      } matched runs
+    export      bfloat16 weights, tokenizer, sampler defaults and a model card -> ASSETS/base
+    ce          SFT of the released ASSETS/base, CE only                  } same data, steps, seed:
+    ctc         SFT of ASSETS/base, CE + 0.1 * CTC, slack-only collapse   } matched runs
     ctc-standard  the same with the standard collapse (merges repeats: the paper's v1 failure)
-    export      bfloat16 weights, tokenizer, sampler defaults and a model card -> ASSETS/<name>
-    evaluate    held-out CE and accuracy per task family (in the cards) -> ASSETS/eval/accuracy.json
+    export      each fine-tune -> ASSETS/<name>, its card measured on the exported weights
+    evaluate    held-out CE and accuracy per task family on every held-out prompt with an exact
+                answer, and each model against ce paired on the same prompts -> ASSETS/eval/accuracy.json
     robustness  the shift-robustness sweep -> ASSETS/eval/robustness.json + figures
 
 `--quick` runs the same pipeline with a tiny model and a few steps (the test suite does).
@@ -38,7 +40,7 @@ class Recipe:
     base: list[str]
     finetune: list[str]  # shared by ce / ctc / ctc-standard
     sampler: dict  # generation defaults written into every exported checkpoint
-    accuracy_limit: int = 200
+    accuracy_limit: int = 1000  # every held-out prompt with an exact answer (672 in the embedded corpus)
     robustness: list[str] = field(default_factory=list)
 
 
@@ -99,6 +101,8 @@ def _run(argv: list[str]) -> None:
 
 
 def run(args) -> int:
+    from mdlm_viz.robustness import paired_difference
+
     recipe = QUICK if args.quick else EMBEDDED
     out, assets = Path(args.out), Path(args.assets)
     out.mkdir(parents=True, exist_ok=True)
@@ -126,21 +130,25 @@ def run(args) -> int:
     sft_data = ["--data", str(corpus / "sft_train.jsonl"), "--heldout", str(corpus / "sft_heldout.jsonl")]
     stage("base", _complete(out / "base"), ["sft", "--base", str(pre / "last"), *sft_data, "--out", str(out / "base"),
                                            "--objective", "ce", *recipe.base, *resume(out / "base")])
-    for name in SFT_MODELS:
-        if name in args.models:
-            d = out / name
-            stage(name, _complete(d), ["sft", "--base", str(out / "base" / "last"), *sft_data, "--out", str(d),
-                                       *OBJECTIVES[name], *recipe.finetune, *resume(d)])
-
-    models = [m for m in ("base", *SFT_MODELS) if m in args.models]
+    heldout = corpus / "sft_heldout.jsonl"
     evaluation = assets / "eval"
     evaluation.mkdir(parents=True, exist_ok=True)
     accuracy = {}
-    for name in models:
-        accuracy[name] = evaluate_checkpoint(out / name / "last", corpus / "sft_heldout.jsonl", recipe)
-    (evaluation / "accuracy.json").write_text(json.dumps(accuracy, indent=2, ensure_ascii=False))
-    for name in models:
-        export(out / name / "last", assets / name, name, recipe, accuracy[name], out)
+    # The fine-tunes start from the *released* base (bfloat16, as shipped), as the paper fine-tunes
+    # the released LLaDA-8B-Instruct: what ships in assets/ is exactly what they descend from.
+    accuracy["base"] = export(out / "base" / "last", assets / "base", "base", recipe, heldout, out)
+    for name in SFT_MODELS:
+        if name in args.models:
+            d = out / name
+            stage(name, _complete(d), ["sft", "--base", str(assets / "base"), *sft_data, "--out", str(d),
+                                       *OBJECTIVES[name], *recipe.finetune, *resume(d)])
+            accuracy[name] = export(d / "last", assets / name, name, recipe, heldout, out)
+    models = [m for m in ("base", *SFT_MODELS) if m in accuracy]
+    summary = {name: {k: v for k, v in m.items() if k != "correct"} for name, m in accuracy.items()}
+    if "ce" in accuracy:  # paired on the same prompts: what "at least CE's clean quality" needs
+        summary["comparisons"] = {f"{name} - ce": paired_difference(accuracy[name]["correct"], accuracy["ce"]["correct"])
+                                  for name in models if name != "ce"}
+    (evaluation / "accuracy.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False))
     print(f"exported {', '.join(models)} -> {assets}")
     if not args.skip_robustness:
         t0 = time.time()
@@ -152,7 +160,7 @@ def run(args) -> int:
     return 0
 
 
-SAMPLE_COMMAND = "python -m train eval --checkpoint {path} --data {data} --limit {limit} --seed 0"
+SAMPLE_COMMAND = "python -m train eval --checkpoint {path} --data {data} --limit {limit} --batch-size 100 --seed 0"
 
 
 def evaluate_checkpoint(path: Path, heldout: Path, recipe: Recipe) -> dict:
@@ -177,9 +185,10 @@ def evaluate_checkpoint(path: Path, heldout: Path, recipe: Recipe) -> dict:
     return result
 
 
-def export(src: Path, dst: Path, name: str, recipe: Recipe, metrics: dict, out: Path) -> None:
+def export(src: Path, dst: Path, name: str, recipe: Recipe, heldout: Path, out: Path) -> dict:
     """bfloat16 weights (half the bytes; the app computes in float32), tokenizer, sampler defaults,
-    and a model card written from the recorded training metadata and evaluation."""
+    and a model card written from the recorded training metadata and from the evaluation of the
+    exported weights themselves (what ships is what was measured). Returns that evaluation."""
     from mdlm_viz import load_checkpoint
 
     model, tok, facts = load_checkpoint(src, dtype=torch.float32)
@@ -188,24 +197,29 @@ def export(src: Path, dst: Path, name: str, recipe: Recipe, metrics: dict, out: 
     model.to(torch.bfloat16).save_pretrained(tmp)
     tok.save_pretrained(tmp)
     (tmp / "generation_config.json").write_text(json.dumps(recipe.sampler, indent=2))
-    chain = []
-    for stage_dir in _lineage(src):
-        chain.append(json.loads((stage_dir / "training.json").read_text()))
+    chain = lineage(src)
     (tmp / "training.json").write_text(json.dumps({"name": name, "lineage": chain}, indent=2, default=str))
+    metrics = evaluate_checkpoint(tmp, heldout, recipe)
     (tmp / "README.md").write_text(card(name, chain, metrics, recipe, out, facts))
     shutil.rmtree(dst, ignore_errors=True)
     tmp.rename(dst)
+    return metrics
 
 
-def _lineage(last: Path) -> list[Path]:
-    """The stage directories a checkpoint descends from, oldest first (via each run's --base)."""
-    chain = [last]
-    while True:
-        meta = json.loads((chain[-1] / "training.json").read_text())
-        base = meta.get("base")
-        if not base or not (Path(base) / "training.json").is_file():
-            return chain[::-1]
-        chain.append(Path(base))
+def lineage(last: Path) -> list[dict]:
+    """The training metadata of every stage a checkpoint descends from, oldest first, following
+    each run's --base; an exported checkpoint (assets/NAME) contributes its recorded lineage."""
+    chain = []
+    path = Path(last)
+    while (path / "training.json").is_file():
+        meta = json.loads((path / "training.json").read_text())
+        if "lineage" in meta:  # an export: its whole history is recorded
+            return meta["lineage"] + chain[::-1]
+        chain.append(meta)
+        if not meta.get("base"):
+            break
+        path = Path(meta["base"])
+    return chain[::-1]
 
 
 DESCRIPTIONS = {
@@ -254,7 +268,7 @@ def card(name, chain, metrics, recipe, out, facts) -> str:
     lines += [f"| {f} | {a:.3f} |" for f, a in metrics["per_family"].items()]
     cmd = SAMPLE_COMMAND.format(path=path, data="runs/embedded/corpus/sft_heldout.jsonl", limit=recipe.accuracy_limit)
     lines += ["", f"Produced by `python -m train recipe embedded`; to recompute with the same sampler settings: "
-              f"`{cmd}` (its batches are padded differently, which can flip a rare near-tie).", "", "### Samples", "", "| prompt | reference | output |", "|---|---|---|"]
+              f"`{cmd}` (the same batches as the recipe, so the same outputs).", "", "### Samples", "", "| prompt | reference | output |", "|---|---|---|"]
     for s in metrics.get("samples", [])[:6] + metrics.get("open_samples", []):
         lines.append(f"| {_cell(s['prompt'])} | {_cell(s.get('answer', s.get('reference', '')))} | {_cell(s['output'])} |")
     lines += ["", "## Limits", ""]

@@ -35,6 +35,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="directory for robustness.json and the figures")
     p.add_argument("--judge", default=None, help="the checkpoint whose likelihood judges open prompts: a NAME from "
                    "--models or a checkpoint directory (default: 'base' if given, else the first)")
+    p.add_argument("--reference", default=None, help="the NAME every other checkpoint is compared with, paired on "
+                   "the same prompts (default: 'ce' if given)")
     p.add_argument("--prompts", type=int, default=200, help="number of prompts (round-robin over families)")
     p.add_argument("--strengths", type=float, nargs="+", default=[100 * s for s in rb.STRENGTHS],
                    help="intervention strengths in percent of generated tokens")
@@ -102,12 +104,13 @@ def run(args) -> int:
         raise ValueError(f"--judge {judge_name!r} is neither one of --models ({', '.join(checkpoints)}) "
                          "nor a checkpoint directory")
     with torch.no_grad():
-        results = rb.run_sweep(checkpoints, prompts, cfg, judge=judge)
+        results = rb.run_sweep(checkpoints, prompts, cfg, judge=judge, reference=args.reference)
     results["judge"]["checkpoint"] = judge_name
     results["checkpoints"] = specs
     results["command"] = "python -m train robustness " + " ".join(
         [f"--models {' '.join(args.models)}", f"--data {' '.join(map(str, args.data))}", f"--out {args.out}"]
         + ([f"--judge {args.judge}"] if args.judge else [])
+        + ([f"--reference {args.reference}"] if args.reference else [])
         + (["--quick"] if args.quick else [f"--prompts {n}", f"--seeds {' '.join(map(str, cfg.seeds))}"])
         + ([f"--slack-bias {cfg.slack_bias:g}"] if cfg.slack_bias else []))
     out = Path(args.out)
@@ -122,4 +125,6 @@ def run(args) -> int:
         # Plotly's JS from its CDN keeps the file small; the app draws the same figure offline.
         robustness_figure(results, metric).write_html(out / f"robustness_{metric}.html", include_plotlyjs="cdn")
     print(rb.markdown_table(results))
+    if results["comparisons"]:
+        print("\npaired on the same prompts, 95% bootstrap CIs:\n" + rb.comparison_table(results))
     return 0
