@@ -71,3 +71,19 @@ def test_results_file_is_complete(results):
         assert res["pearson"]["ci"] is not None
     fig = robustness_figure(results)
     assert len(fig.data) == len(MODELS)
+    # every model against ce, paired on the same prompts, recomputable from the per-prompt values
+    assert results["reference"] == "ce" and set(results["comparisons"]) == set(MODELS) - {"ce"}
+    ctc, ce = (results["models"][m]["per_prompt"]["clean_correct"] for m in ("ctc", "ce"))
+    rows = [i for i, v in enumerate(ce) if v is not None]
+    assert len(ce) == results["n_prompts"] and len(rows) == results["comparisons"]["ctc"]["clean_accuracy"]["n"]
+    assert results["comparisons"]["ctc"]["clean_accuracy"]["diff"] == pytest.approx(
+        sum(ctc[i] - ce[i] for i in rows) / len(rows))
+
+
+def test_accuracy_file_matches_the_cards():
+    acc = json.loads((ASSETS / "eval" / "accuracy.json").read_text())
+    assert set(acc["comparisons"]) == {f"{m} - ce" for m in MODELS if m != "ce"}
+    for name in MODELS:
+        assert acc[name]["n"] >= 600  # every held-out prompt with an exact answer
+        card = (ASSETS / name / "README.md").read_text()
+        assert f"on {acc[name]['n']} held-out prompts" in card and f"**{acc[name]['accuracy']:.3f}**" in card

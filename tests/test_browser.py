@@ -119,7 +119,8 @@ def test_run_scrub_shift_and_figures_in_a_browser(page, app_url, tmp_path):
     snap("ce_vs_ctc.png", page.locator("#ce-vs-ctc"))
     page.get_by_role("tab", name="Robustness").click()  # the committed evaluation, figure and table
     page.wait_for_selector("#robustness-table table", timeout=15_000)
-    assert "Pearson r" in page.locator("#robustness-table").inner_text()
+    table = page.locator("#robustness-table").inner_text()
+    assert "Pearson r" in table and "model - ce" in table  # and the paired comparison with ce
     page.get_by_role("tab", name="Divergence").click()
     page.wait_for_selector("#edit-distance .js-plotly-plot", timeout=15_000)
     snap("app.png")

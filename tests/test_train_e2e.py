@@ -197,8 +197,10 @@ def test_eval_reports_heldout_loss_and_accuracy_per_family(pipeline, tmp_path, c
     assert res["objective"] == "ctc" and 1 <= res["n"] <= 12 and res["heldout_ce"] > 0
     assert 0.0 <= res["accuracy"] <= 1.0 and res["per_family"] and res["samples"]
     assert len(res["correct"]) == res["n"] and res["correct"].count("1") == round(res["accuracy"] * res["n"])
-    # --against: the same prompts decoded by a second checkpoint, compared pairwise
+    # --against: the same prompts decoded by a second checkpoint, compared pairwise (a slack bias
+    # reaches only the checkpoint that has <slack>)
     assert main(["eval", "--checkpoint", str(pipeline / "ctc/last"), "--against", str(pipeline / "ce/last"),
+                 "--slack-bias", "1",
                  "--data", str(pipeline / "corpus/sft_heldout.jsonl"), "--limit", "12", "--steps", "4",
                  "--gen-length", "8", "--block-length", "8", "--out", str(out)]) == 0
     res = json.loads(out.read_text())

@@ -77,8 +77,9 @@ def task_accuracy(model, tokenizer, facts, paths, limit: int, batch_size: int, *
         for rec, text in zip(chunk, texts):
             family = rec.get("family", "all")
             count[family] += 1
-            right[family] += text == str(rec["answer"]).strip()
-            correct.append(float(text == str(rec["answer"]).strip()))
+            ok = text == str(rec["answer"]).strip()
+            right[family] += ok
+            correct.append(float(ok))
             if len(samples) < 8:
                 samples.append({"prompt": split_chat(rec)[0][-1]["content"], "answer": rec["answer"], "output": text})
     per_family = {f: round(right[f] / count[f], 4) for f in sorted(count)}
@@ -104,7 +105,9 @@ def run(args) -> int:
     if args.against:
         other, other_tok, other_facts = mv.load_checkpoint(args.against)
         torch.manual_seed(args.seed)
-        theirs = task_accuracy(other, other_tok, other_facts, args.data, args.limit, args.batch_size, **sampler)
+        theirs_sampler = {k: v for k, v in sampler.items()  # a slack bias only applies to a model with <slack>
+                          if not (k == "slack_bias" and other_facts.slack_id is None)}
+        theirs = task_accuracy(other, other_tok, other_facts, args.data, args.limit, args.batch_size, **theirs_sampler)
         results["against"] = {"checkpoint": str(args.against), "accuracy": theirs["accuracy"],
                               "per_family": theirs["per_family"],
                               "difference": paired_difference(results["correct"], theirs["correct"])}
