@@ -535,7 +535,7 @@ def comparison_table(results: dict) -> str:
 
     for name, c in comps.items():
         acc = c["clean_accuracy"]
-        acc_cell = cell(acc) + (f" ({acc['a_only']} vs {acc['b_only']} prompts)" if acc else "")
+        acc_cell = cell(acc) + (f" (right only here: {acc['a_only']}, only in {ref}: {acc['b_only']})" if acc else "")
         lines.append(f"| {name} | {acc_cell} | {cell(c['win_rate'].get(f'{top:g}'))} | {cell(c['pearson'], '+.2f')} |")
     return "\n".join(lines)
 
