@@ -84,7 +84,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="runs/embedded", help="working directory for every stage (resumable)")
     p.add_argument("--assets", default="assets", help="where the exported checkpoints and evaluation go")
     p.add_argument("--quick", action="store_true", help="tiny model, a few steps: checks the pipeline in seconds")
-    p.add_argument("--models", nargs="+", default=["base", *SFT_MODELS], help="checkpoints to train and export (base always is: the fine-tunes start from it)")
+    p.add_argument("--models", nargs="+", default=["base", *SFT_MODELS],
+                   help="checkpoints to train and export (base always is: the fine-tunes start from it)")
     p.add_argument("--skip-robustness", action="store_true", help="stop after exporting and per-family accuracy")
     p.add_argument("--offline", action="store_true", help="corpus: use only sources already on disk")
 
