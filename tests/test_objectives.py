@@ -100,3 +100,29 @@ def test_flat_sft_loss_is_the_mean_over_masked_tokens():
     lp, tg, m, p = _fixed_case()
     want = -(lp[0, 0, 1] + lp[0, 2, 3] + lp[1, 2, 2] + lp[1, 3, 3]) / 4
     torch.testing.assert_close(obj.sft_loss_flat(lp, tg, m), want)
+
+
+def test_objective_loss_is_ce_plus_lambda_ctc_on_a_collated_batch():
+    """The trainer's loss (shared with bench/bench_ctc_capacity.py): CE on the augmented batch, plus
+    lambda times the CTC term for the ctc objective; CE alone otherwise."""
+    from train.data import SFTCollator, SFTExample
+    from train.trainer import Objective, objective_loss
+
+    torch.manual_seed(4)
+    examples = [SFTExample([5, 6], [1, 2, 2, 3, 0]), SFTExample([5], [4, 1, 0])]
+    batch = SFTCollator(eos_id=0, slack_id=SLACK, s_max=0.5, seed=1)(examples)
+    ids = batch["input_ids"]
+    maskable = torch.arange(ids.shape[1])[None, :] >= batch["prompt_lengths"][:, None]
+    noised = obj.forward_mask(ids, mask_id=MASK, maskable=maskable, generator=torch.Generator().manual_seed(0))
+    lp = torch.log_softmax(torch.randn(*ids.shape, 10, dtype=torch.float64), -1)
+    o = Objective(stage="sft", mask_id=MASK, kind="ctc", slack_id=SLACK, lam=0.3, weighting="flat")
+    loss, parts = objective_loss(o, lp, ids, noised, batch)
+    ce = obj.sft_loss_flat(lp, ids, noised.masked)
+    ctc_loss, _ = obj.ctc_term(lp, noised.noisy, noised.masked, batch["prompt_lengths"], batch["ctc_region_lengths"],
+                               batch["ctc_targets"], batch["ctc_target_lengths"], slack_id=SLACK)
+    torch.testing.assert_close(parts["ce"], ce)
+    torch.testing.assert_close(loss, ce + 0.3 * ctc_loss)
+    assert int(parts["ctc_infeasible"]) == 0
+    ce_only, ce_parts = objective_loss(Objective(stage="sft", mask_id=MASK, weighting="flat"), lp, ids, noised, batch)
+    torch.testing.assert_close(ce_only, ce)
+    assert set(ce_parts) == {"ce"}

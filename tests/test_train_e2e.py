@@ -197,6 +197,12 @@ def test_eval_reports_heldout_loss_and_accuracy_per_family(pipeline, tmp_path, c
     assert res["objective"] == "ctc" and 1 <= res["n"] <= 12 and res["heldout_ce"] > 0
     assert 0.0 <= res["accuracy"] <= 1.0 and res["per_family"] and res["samples"]
     assert len(res["correct"]) == res["n"] and res["correct"].count("1") == round(res["accuracy"] * res["n"])
+    # the held-out CE does not depend on how many prompts are decoded together (a card's command
+    # reproduces the card's CE whatever batch it decodes in)
+    assert main(["eval", "--checkpoint", str(pipeline / "ctc/last"), "--data", str(pipeline / "corpus/sft_heldout.jsonl"),
+                 "--limit", "2", "--steps", "4", "--gen-length", "8", "--block-length", "8", "--batch-size", "1",
+                 "--out", str(tmp_path / "eval1.json")]) == 0
+    assert json.loads((tmp_path / "eval1.json").read_text())["heldout_ce"] == res["heldout_ce"]
     # --against: the same prompts decoded by a second checkpoint, compared pairwise (a slack bias
     # reaches only the checkpoint that has <slack>)
     assert main(["eval", "--checkpoint", str(pipeline / "ctc/last"), "--against", str(pipeline / "ce/last"),

@@ -22,6 +22,12 @@ from . import objectives as obj
 from .data import SFTCollator, load_sft, read_records, split_chat
 
 
+# Held-out CE pads each batch with EOS to its longest row and the padding counts as response (LLaDA's
+# SFT), so the number depends on how rows are batched: it always uses this batch size (the training
+# one), whatever --batch-size the decoding uses.
+HELDOUT_BATCH = 32
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="checkpoint directory or hub id")
     p.add_argument("--data", required=True, nargs="+", help="held-out SFT JSONL (records with 'answer' are scored)")
@@ -31,7 +37,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--block-length", type=int, default=None)
     p.add_argument("--slack-bias", type=float, default=None,
                    help="lower <slack>'s logit by this much when decoding (default: the checkpoint's, else 0)")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=int, default=16,
+                   help="prompts decoded together (the held-out CE always uses batches of %d)" % HELDOUT_BATCH)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-length", type=int, default=256)
     p.add_argument("--against", default=None, metavar="CHECKPOINT",
@@ -41,7 +48,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 @torch.no_grad()
-def heldout_loss(model, tokenizer, facts, paths, max_length: int, batch_size: int, seed: int) -> float:
+def heldout_loss(model, tokenizer, facts, paths, max_length: int, batch_size: int = HELDOUT_BATCH,
+                 seed: int = 0) -> float:
     data = load_sft(paths, tokenizer, max_length)
     collate = SFTCollator(tokenizer.eos_token_id)
     gen = torch.Generator().manual_seed(seed)
@@ -98,8 +106,7 @@ def run(args) -> int:
     torch.manual_seed(args.seed)
     results = {
         "checkpoint": str(args.checkpoint), "objective": facts.objective, "sampler": sampler,
-        "heldout_ce": round(heldout_loss(model, tokenizer, facts, args.data, args.max_length, args.batch_size,
-                                         args.seed), 4),
+        "heldout_ce": round(heldout_loss(model, tokenizer, facts, args.data, args.max_length, seed=args.seed), 4),
         **task_accuracy(model, tokenizer, facts, args.data, args.limit, args.batch_size, **sampler),
     }
     if args.against:

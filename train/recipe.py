@@ -173,7 +173,7 @@ def evaluate_checkpoint(path: Path, heldout: Path, recipe: Recipe) -> dict:
 
     model, tok, facts = load_checkpoint(path, dtype=torch.float32)
     torch.manual_seed(0)
-    result = {"heldout_ce": round(heldout_loss(model, tok, facts, [heldout], 256, 32, 0), 4),
+    result = {"heldout_ce": round(heldout_loss(model, tok, facts, [heldout], 256, seed=0), 4),
               **task_accuracy(model, tok, facts, [heldout], recipe.accuracy_limit, 100, **recipe.sampler)}
     open_records = [r for r in read_records(heldout) if r.get("answer") in (None, "")]
     picked = []

@@ -40,6 +40,29 @@ class Objective:
             raise ValueError("the ctc objective needs a slack token id")
 
 
+def objective_loss(o: Objective, log_probs: torch.Tensor, ids: torch.Tensor, noised: obj.Noised,
+                   inputs: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The training loss of one batch and its logged parts, from the model's log-probabilities [B, L, V].
+
+    `inputs` is a collator's batch (`prompt_lengths`, `answer_lengths`, and for CTC `ctc_targets`,
+    `ctc_target_lengths`, `ctc_region_lengths`). The trainer and the studies in `bench/` share it."""
+    if o.stage == "sft" and o.weighting == "flat":
+        ce = obj.sft_loss_flat(log_probs, ids, noised.masked)
+    elif o.stage == "sft":
+        ce = obj.sft_loss(log_probs, ids, noised.masked, noised.p_mask, inputs["answer_lengths"])
+    else:
+        ce = obj.pretrain_loss(log_probs, ids, noised.masked, noised.p_mask)
+    parts = {"ce": ce}
+    if o.kind != "ctc" or "ctc_targets" not in inputs:
+        return ce, parts
+    ctc, feasible = obj.ctc_term(
+        log_probs, noised.noisy, noised.masked, inputs["prompt_lengths"], inputs["ctc_region_lengths"],
+        inputs["ctc_targets"], inputs["ctc_target_lengths"], slack_id=o.slack_id, collapse=o.collapse,
+        emission=o.emission)
+    parts.update(ctc=ctc, ctc_infeasible=(~feasible).sum())
+    return ce + o.lam * ctc, parts
+
+
 COMPLETE = "checkpoint_complete"
 WALL_TIME = "wall_time.json"
 
@@ -92,23 +115,10 @@ class DiffusionTrainer(Trainer):
         if model.training:
             self._tokens += ids.numel()
         logits = model(input_ids=noised.noisy).logits
-        log_probs = obj.log_softmax32(logits)
-        if o.stage == "sft" and o.weighting == "flat":
-            ce = obj.sft_loss_flat(log_probs, ids, noised.masked)
-        elif o.stage == "sft":
-            ce = obj.sft_loss(log_probs, ids, noised.masked, noised.p_mask, inputs["answer_lengths"])
-        else:
-            ce = obj.pretrain_loss(log_probs, ids, noised.masked, noised.p_mask)
-        loss = ce
-        self._note("ce", ce)
-        if o.kind == "ctc" and "ctc_targets" in inputs:
-            ctc, feasible = obj.ctc_term(
-                log_probs, noised.noisy, noised.masked, inputs["prompt_lengths"], inputs["ctc_region_lengths"],
-                inputs["ctc_targets"], inputs["ctc_target_lengths"], slack_id=o.slack_id, collapse=o.collapse,
-                emission=o.emission)
-            loss = ce + o.lam * ctc
-            self._note("ctc", ctc)
-            self._note("ctc_infeasible", (~feasible).sum())
+        loss, parts = objective_loss(o, obj.log_softmax32(logits), ids, noised, inputs)
+        for name, value in parts.items():
+            self._note(name, value)
+        ce = parts["ce"]
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"non-finite loss at step {self.state.global_step} (ce={ce.item()}); the last good checkpoint "
