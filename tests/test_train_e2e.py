@@ -225,6 +225,8 @@ def test_sft_ctc_adds_the_slack_token_when_the_base_lacks_it(tmp_path):
     before = mv.load_checkpoint(base)
     assert "<slack>" not in before.tokenizer.get_vocab()
     rows = before.model.get_input_embeddings().weight.shape[0]
+    sampler = {"steps": 7, "gen_length": 24, "block_length": 8}
+    (base / "generation_config.json").write_text(json.dumps(sampler))
     data = tmp_path / "sft.jsonl"
     data.write_text("\n".join(json.dumps({"prompt": "copy the cat", "response": "the cat"}) for _ in range(8)))
     assert main(["sft", "--base", str(base), "--data", str(data), "--objective", "ctc", "--out", str(tmp_path / "o"),
@@ -232,6 +234,8 @@ def test_sft_ctc_adds_the_slack_token_when_the_base_lacks_it(tmp_path):
     model, tok, facts = mv.load_checkpoint(tmp_path / "o/last")
     assert facts.slack_id == tok.convert_tokens_to_ids("<slack>") == rows
     assert model.get_input_embeddings().weight.shape[0] == rows + 1
+    # the fine-tune keeps its base's sampler defaults, so `eval` decodes it as the base is decoded
+    assert {k: facts.defaults.get(k) for k in sampler} == sampler
 
 
 def test_missing_data_file_says_what_is_missing(pipeline, tmp_path):

@@ -22,6 +22,7 @@ import torch
 from transformers import TrainingArguments
 
 from mdlm_viz import LLaDAConfig, LLaDAModelLM, load_checkpoint
+from mdlm_viz.checkpoint import GENERATION_FILE
 
 from .data import DataError, PretrainCollator, SFTCollator, load_pretrain_chunks, load_sft, slack_length
 from .tokenizer import SLACK, config_token_ids
@@ -116,6 +117,10 @@ def _finish(directory: Path, tokenizer, meta: dict, model=None) -> None:
         model.config.to_json_file(directory / "config.json")
     (directory / "training.json").write_text(json.dumps(meta, indent=2, default=str))
     (directory / "README.md").write_text(model_card(meta))
+    inherited = Path(str(meta.get("base") or "")) / GENERATION_FILE
+    if meta.get("base") and inherited.is_file():
+        # a fine-tune decodes with its base's sampler defaults unless told otherwise (eval, app, sweep)
+        shutil.copyfile(inherited, directory / GENERATION_FILE)
 
 
 def model_card(meta: dict) -> str:
