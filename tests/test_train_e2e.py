@@ -197,12 +197,21 @@ def test_eval_reports_heldout_loss_and_accuracy_per_family(pipeline, tmp_path, c
     assert res["objective"] == "ctc" and 1 <= res["n"] <= 12 and res["heldout_ce"] > 0
     assert 0.0 <= res["accuracy"] <= 1.0 and res["per_family"] and res["samples"]
     assert len(res["correct"]) == res["n"] and res["correct"].count("1") == round(res["accuracy"] * res["n"])
+    # per-prompt outputs and committed <slack>, and accuracy split by whether the answer kept any
+    assert len(res["outputs"]) == len(res["slack"]) == res["n"] and all(k >= 0 for k in res["slack"])
+    split = res["slack_breakdown"]
+    assert split["with_slack"]["n"] == sum(k > 0 for k in res["slack"])
+    assert split["with_slack"]["n"] + split["without_slack"]["n"] == res["n"]
+    right_without = sum(c == "1" for c, k in zip(res["correct"], res["slack"]) if k == 0)
+    if split["without_slack"]["n"]:
+        assert split["without_slack"]["accuracy"] == pytest.approx(right_without / split["without_slack"]["n"], abs=1e-4)
     # the held-out CE does not depend on how many prompts are decoded together (a card's command
     # reproduces the card's CE whatever batch it decodes in)
     assert main(["eval", "--checkpoint", str(pipeline / "ctc/last"), "--data", str(pipeline / "corpus/sft_heldout.jsonl"),
                  "--limit", "2", "--steps", "4", "--gen-length", "8", "--block-length", "8", "--batch-size", "1",
-                 "--out", str(tmp_path / "eval1.json")]) == 0
-    assert json.loads((tmp_path / "eval1.json").read_text())["heldout_ce"] == res["heldout_ce"]
+                 "--eos-last", "--out", str(tmp_path / "eval1.json")]) == 0
+    one = json.loads((tmp_path / "eval1.json").read_text())
+    assert one["heldout_ce"] == res["heldout_ce"] and one["sampler"]["confidence_eos_eot_inf"] is True
     # --against: the same prompts decoded by a second checkpoint, compared pairwise (a slack bias
     # reaches only the checkpoint that has <slack>)
     assert main(["eval", "--checkpoint", str(pipeline / "ctc/last"), "--against", str(pipeline / "ce/last"),
@@ -215,6 +224,8 @@ def test_eval_reports_heldout_loss_and_accuracy_per_family(pipeline, tmp_path, c
     assert vs["difference"]["diff"] == pytest.approx(res["accuracy"] - vs["accuracy"], abs=1e-3)
     lo, hi = vs["difference"]["ci"]
     assert lo <= vs["difference"]["diff"] <= hi
+    assert all("reference_accuracy" in g for g in res["slack_breakdown"].values())
+    assert len(vs["outputs"]) == res["n"]
 
 
 def test_sft_ctc_adds_the_slack_token_when_the_base_lacks_it(tmp_path):

@@ -37,6 +37,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--block-length", type=int, default=None)
     p.add_argument("--slack-bias", type=float, default=None,
                    help="lower <slack>'s logit by this much when decoding (default: the checkpoint's, else 0)")
+    p.add_argument("--eos-last", action="store_true",
+                   help="commit EOS predictions last (the sampler's confidence_eos_eot_inf), for both checkpoints")
     p.add_argument("--batch-size", type=int, default=16,
                    help="prompts decoded together (the held-out CE always uses batches of %d)" % HELDOUT_BATCH)
     p.add_argument("--seed", type=int, default=0)
@@ -67,33 +69,53 @@ def heldout_loss(model, tokenizer, facts, paths, max_length: int, batch_size: in
     return total / n
 
 
-def decode_batch(model, tokenizer, facts, messages_list, **sampler) -> list[str]:
-    """Left-pad chat prompts and decode them together."""
+def _generate(model, tokenizer, facts, messages_list, **sampler):
     pad = facts.pad_id if facts.pad_id is not None else facts.eos_id
     ids, mask = chat_batch(tokenizer, messages_list, pad)
-    out = mv.generate(model, ids, attention_mask=mask, **facts.sampler_kwargs(), **sampler)
-    return [t.strip() for t in out.texts(tokenizer)]
+    return mv.generate(model, ids, attention_mask=mask, **facts.sampler_kwargs(), **sampler)
+
+
+def decode_batch(model, tokenizer, facts, messages_list, **sampler) -> list[str]:
+    """Left-pad chat prompts and decode them together."""
+    return [t.strip() for t in _generate(model, tokenizer, facts, messages_list, **sampler).texts(tokenizer)]
 
 
 def task_accuracy(model, tokenizer, facts, paths, limit: int, batch_size: int, **sampler) -> dict:
+    """Exact-match accuracy per family, with each prompt's output and the <slack> tokens it committed
+    (stripped before matching; 0 for a model without <slack>)."""
     records = [r for p in paths for r in read_records(p) if r.get("answer") not in (None, "")][:limit]
     right, count = defaultdict(int), defaultdict(int)
-    samples, correct = [], []
+    samples, correct, outputs, slack = [], [], [], []
     for i in range(0, len(records), batch_size):
         chunk = records[i:i + batch_size]
-        texts = decode_batch(model, tokenizer, facts, [split_chat(r)[0] for r in chunk], **sampler)
-        for rec, text in zip(chunk, texts):
+        out = _generate(model, tokenizer, facts, [split_chat(r)[0] for r in chunk], **sampler)
+        for j, (rec, text) in enumerate(zip(chunk, out.texts(tokenizer))):
+            text = text.strip()
             family = rec.get("family", "all")
             count[family] += 1
             ok = text == str(rec["answer"]).strip()
             right[family] += ok
             correct.append(float(ok))
+            outputs.append(text)
+            slack.append(out.response_ids(j, strip_slack=False).count(facts.slack_id) if facts.slack_id is not None else 0)
             if len(samples) < 8:
                 samples.append({"prompt": split_chat(rec)[0][-1]["content"], "answer": rec["answer"], "output": text})
     per_family = {f: round(right[f] / count[f], 4) for f in sorted(count)}
     overall = sum(right.values()) / max(1, sum(count.values()))
     return {"accuracy": round(overall, 4), "per_family": per_family, "n": sum(count.values()), "samples": samples,
-            "correct": correct}
+            "correct": correct, "outputs": outputs, "slack": slack}
+
+
+def slack_breakdown(correct: list[float], slack: list[int], reference: list[float] | None = None) -> dict:
+    """Accuracy on the prompts whose answer kept some <slack> and on the rest; with `reference`
+    (another model's per-prompt correctness on the same prompts), its accuracy on the same two groups."""
+    groups = {"with_slack": [i for i, k in enumerate(slack) if k], "without_slack": [i for i, k in enumerate(slack) if not k]}
+    out = {}
+    for name, rows in groups.items():
+        out[name] = {"n": len(rows), "accuracy": round(sum(correct[i] for i in rows) / len(rows), 4) if rows else None}
+        if reference is not None:
+            out[name]["reference_accuracy"] = round(sum(reference[i] for i in rows) / len(rows), 4) if rows else None
+    return out
 
 
 def run(args) -> int:
@@ -102,6 +124,8 @@ def run(args) -> int:
     sampler = {k: v for k, v in dict(steps=args.steps, gen_length=args.gen_length,
                                       block_length=args.block_length, slack_bias=args.slack_bias).items()
                if v is not None}
+    if args.eos_last:
+        sampler["confidence_eos_eot_inf"] = True
     sampler = {**defaults, **sampler}
     torch.manual_seed(args.seed)
     results = {
@@ -117,10 +141,17 @@ def run(args) -> int:
         theirs = task_accuracy(other, other_tok, other_facts, args.data, args.limit, args.batch_size, **theirs_sampler)
         results["against"] = {"checkpoint": str(args.against), "accuracy": theirs["accuracy"],
                               "per_family": theirs["per_family"],
-                              "difference": paired_difference(results["correct"], theirs["correct"])}
+                              "difference": paired_difference(results["correct"], theirs["correct"]),
+                              "outputs": theirs["outputs"]}
+    if facts.slack_id is not None:
+        results["slack_breakdown"] = slack_breakdown(results["correct"], results["slack"],
+                                                     theirs["correct"] if args.against else None)
     results["correct"] = "".join(str(int(c)) for c in results["correct"])  # one digit per prompt, file order
-    text = json.dumps(results, indent=2, ensure_ascii=False)
     if args.out:
-        Path(args.out).write_text(text)
-    print(text)
+        Path(args.out).write_text(json.dumps(results, indent=2, ensure_ascii=False))
+    # the per-prompt lists go to --out only
+    shown = {k: v for k, v in results.items() if k not in ("outputs", "slack")}
+    if "against" in shown:
+        shown["against"] = {k: v for k, v in shown["against"].items() if k != "outputs"}
+    print(json.dumps(shown, indent=2, ensure_ascii=False))
     return 0

@@ -145,7 +145,8 @@ def run(args) -> int:
                                        *OBJECTIVES[name], *recipe.finetune, *resume(d)])
             accuracy[name] = export(d / "last", assets / name, name, recipe, heldout, out)
     models = [m for m in ("base", *SFT_MODELS) if m in accuracy]
-    summary = {name: {k: v for k, v in m.items() if k != "correct"} for name, m in accuracy.items()}
+    summary = {name: {k: v for k, v in m.items() if k not in ("correct", "outputs", "slack")}
+               for name, m in accuracy.items()}
     if "ce" in accuracy:  # paired on the same prompts: what "at least CE's clean quality" needs
         summary["comparisons"] = {f"{name} - ce": paired_difference(accuracy[name]["correct"], accuracy["ce"]["correct"])
                                   for name in models if name != "ce"}
