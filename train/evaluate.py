@@ -97,7 +97,8 @@ def task_accuracy(model, tokenizer, facts, paths, limit: int, batch_size: int, *
             right[family] += ok
             correct.append(float(ok))
             outputs.append(text)
-            slack.append(out.response_ids(j, strip_slack=False).count(facts.slack_id) if facts.slack_id is not None else 0)
+            raw = out.response_ids(j, strip_slack=False)
+            slack.append(raw.count(facts.slack_id) if facts.slack_id is not None else 0)
             if len(samples) < 8:
                 samples.append({"prompt": split_chat(rec)[0][-1]["content"], "answer": rec["answer"], "output": text})
     per_family = {f: round(right[f] / count[f], 4) for f in sorted(count)}
@@ -109,7 +110,8 @@ def task_accuracy(model, tokenizer, facts, paths, limit: int, batch_size: int, *
 def slack_breakdown(correct: list[float], slack: list[int], reference: list[float] | None = None) -> dict:
     """Accuracy on the prompts whose answer kept some <slack> and on the rest; with `reference`
     (another model's per-prompt correctness on the same prompts), its accuracy on the same two groups."""
-    groups = {"with_slack": [i for i, k in enumerate(slack) if k], "without_slack": [i for i, k in enumerate(slack) if not k]}
+    groups = {"with_slack": [i for i, k in enumerate(slack) if k],
+              "without_slack": [i for i, k in enumerate(slack) if not k]}
     out = {}
     for name, rows in groups.items():
         out[name] = {"n": len(rows), "accuracy": round(sum(correct[i] for i in rows) / len(rows), 4) if rows else None}
