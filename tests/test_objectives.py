@@ -49,13 +49,25 @@ def test_sft_loss_equals_a_hand_computed_value():
 
 @pytest.mark.parametrize("collapse_map", ["slack", "standard"])
 @pytest.mark.parametrize("response", [[1, 0, 0], [3, 3, 3, 4], [5, 6, 7, 7, 1, 0, 0, 0], [2]])
-def test_slack_insertion_keeps_the_collapse_equal_to_the_target(collapse_map, response):
+@pytest.mark.parametrize("placement", obj.PLACEMENTS)
+def test_slack_insertion_keeps_the_collapse_equal_to_the_target(collapse_map, response, placement):
     rng = random.Random(0)
     for ratio in (0.0, 0.2, 0.5):
-        aug = obj.insert_slack(response, SLACK, ratio, rng, collapse=collapse_map)
+        aug = obj.insert_slack(response, SLACK, ratio, rng, collapse=collapse_map, placement=placement)
         assert ctc.collapse(aug, SLACK, collapse_map) == response
         extra = sum(a == b for a, b in zip(response, response[1:])) if collapse_map == "standard" else 0
         assert aug.count(SLACK) == round(ratio * len(response)) + extra
+
+
+def test_one_gap_placement_puts_every_slack_in_a_single_run():
+    rng = random.Random(1)
+    response = [1, 2, 3, 4, 5, 6, 7, 10, 11, 12]  # no SLACK among them
+    for _ in range(20):
+        aug = obj.insert_slack(response, SLACK, 0.5, rng, placement="one-gap")
+        where = [i for i, t in enumerate(aug) if t == SLACK]
+        assert len(where) == 5 and where == list(range(where[0], where[0] + 5))  # one contiguous run
+    with pytest.raises(ValueError, match="placement"):
+        obj.insert_slack(response, SLACK, 0.5, rng, placement="edges")
 
 
 def test_ctc_term_reads_the_canvas_in_place_and_matches_the_sliced_loss():

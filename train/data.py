@@ -168,15 +168,16 @@ class SFTCollator:
     carries what the CTC term needs: the original responses and where the augmented ones lie."""
 
     def __init__(self, eos_id: int, slack_id: int | None = None, s_max: float = 0.5, collapse: str = "slack",
-                 seed: int = 0):
+                 seed: int = 0, placement: str = "uniform"):
         self.eos_id, self.slack_id, self.s_max, self.collapse, self.seed = eos_id, slack_id, s_max, collapse, seed
+        self.placement = placement
 
     def __call__(self, examples: list[SFTExample]) -> dict:
         responses = [ex.response for ex in examples]
         if self.slack_id is not None:
             rng = _batch_rng(self.seed, [ex.prompt + ex.response for ex in examples])
-            responses = [insert_slack(r, self.slack_id, rng.uniform(0, self.s_max), rng, self.collapse)
-                         for r in responses]
+            responses = [insert_slack(r, self.slack_id, rng.uniform(0, self.s_max), rng, self.collapse,
+                                      self.placement) for r in responses]
         L = max(len(ex.prompt) + len(r) for ex, r in zip(examples, responses))
         rows, prompt_len, answer_len = [], [], []
         for ex, r in zip(examples, responses):

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from mdlm_viz import ctc
 
 EMISSIONS = ("forced", "free")
+PLACEMENTS = ("uniform", "one-gap")  # where insert_slack puts the <slack> tokens
 WEIGHTINGS = ("elbo", "flat")  # SFT CE: LLaDA's 1 / p_mask, or the plain mean over masked tokens
 
 
@@ -77,18 +78,26 @@ def sft_loss_flat(log_probs, targets, masked) -> torch.Tensor:
 
 
 def insert_slack(response: list[int], slack_id: int, ratio: float, rng: random.Random,
-                 collapse: str = "slack") -> list[int]:
-    """Insert round(ratio * U) slack tokens at uniformly random gaps of the U-token response
-    (U + 1 gaps, several slacks may share one). Under the standard collapse a slack is first put
-    between every pair of equal neighbours, or collapsing would merge them ("100" -> "10")."""
+                 collapse: str = "slack", placement: str = "uniform") -> list[int]:
+    """Insert round(ratio * U) slack tokens into the U-token response (U + 1 gaps): each at a
+    uniformly random gap, several may share one ("uniform", this project's default), or all in one
+    random gap ("one-gap": the response shifted once, as a single displaced token shifts what
+    follows it). Under the standard collapse a slack is first put between every pair of equal
+    neighbours, or collapsing would merge them ("100" -> "10")."""
+    if placement not in PLACEMENTS:
+        raise ValueError(f"slack placement must be one of {PLACEMENTS}, got {placement!r}")
     U = len(response)
     per_gap = [0] * (U + 1)
     if collapse == "standard":
         for i in range(1, U):
             if response[i] == response[i - 1]:
                 per_gap[i] = 1
-    for _ in range(round(ratio * U)):
-        per_gap[rng.randrange(U + 1)] += 1
+    k = round(ratio * U)
+    if placement == "one-gap":
+        per_gap[rng.randrange(U + 1)] += k
+    else:
+        for _ in range(k):
+            per_gap[rng.randrange(U + 1)] += 1
     out: list[int] = []
     for i, tok in enumerate(response):
         out.extend([slack_id] * per_gap[i])

@@ -25,6 +25,7 @@ from mdlm_viz import LLaDAConfig, LLaDAModelLM, load_checkpoint
 from mdlm_viz.checkpoint import GENERATION_FILE
 
 from .data import DataError, PretrainCollator, SFTCollator, load_pretrain_chunks, load_sft, slack_length
+from .objectives import PLACEMENTS
 from .tokenizer import SLACK, config_token_ids
 from .trainer import DiffusionTrainer, Objective, StopAfter, last_complete_checkpoint, wall_time_of
 
@@ -217,6 +218,8 @@ def add_sft_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--objective", choices=("ce", "ctc"), default="ce")
     p.add_argument("--lam", type=float, default=0.1, help="weight of the CTC term")
     p.add_argument("--s-max", type=float, default=0.5, help="slack ratio drawn from U(0, s_max)")
+    p.add_argument("--slack-placement", choices=PLACEMENTS, default="uniform",
+                   help="where the slack goes: each at a random gap (uniform) or all in one random gap")
     p.add_argument("--collapse", choices=("slack", "standard"), default="slack")
     p.add_argument("--emission", choices=("forced", "free"), default="forced")
     p.add_argument("--weighting", choices=("elbo", "flat"), default="elbo",
@@ -279,7 +282,8 @@ def run_sft(args) -> int:
         print(f"skipped {data.skipped_too_long} examples longer than --max-length {args.max_length}")
     objective = Objective("sft", mask_id=facts.mask_id, kind=args.objective, slack_id=slack_id, lam=args.lam,
                           collapse=args.collapse, emission=args.emission, weighting=args.weighting)
-    collator = SFTCollator(tokenizer.eos_token_id, slack_id, args.s_max, args.collapse, seed=args.seed)
+    collator = SFTCollator(tokenizer.eos_token_id, slack_id, args.s_max, args.collapse, seed=args.seed,
+                           placement=args.slack_placement)
     torch.manual_seed(args.seed)
     trainer = DiffusionTrainer(model=model, args=training_arguments(args, heldout is not None),
                                train_dataset=data.examples, eval_dataset=heldout, data_collator=collator,
@@ -289,4 +293,4 @@ def run_sft(args) -> int:
         stage="sft", objective=args.objective, base=args.base, examples=len(data.examples), data=args.data,
         lora=args.lora, load_in_4bit=args.load_in_4bit,
         skipped_too_long=data.skipped_too_long, lam=args.lam, s_max=args.s_max, collapse=args.collapse,
-        emission=args.emission, weighting=args.weighting))
+        emission=args.emission, weighting=args.weighting, slack_placement=args.slack_placement))
