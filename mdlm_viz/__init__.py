@@ -7,13 +7,13 @@ and the CTC/<slack> mathematics.
 
 from .checkpoint import Checkpoint, DecodingFacts, load_checkpoint
 from .configuration_llada import LLaDAConfig
-from .interventions import RandomShifts, Shift
+from .interventions import RandomShifts, Shift, ShiftAtCommit, shiftable_positions
 from .modeling_llada import LLaDAModelLM
 from .sampling import Generation, generate, stream
 from .trace import Displacement, Step, Trace
 
 __all__ = [
     "Checkpoint", "DecodingFacts", "Displacement", "Generation", "LLaDAConfig", "LLaDAModelLM",
-    "RandomShifts", "Shift", "Step", "Trace", "generate", "load_checkpoint", "stream",
+    "RandomShifts", "Shift", "ShiftAtCommit", "Step", "Trace", "generate", "load_checkpoint", "shiftable_positions", "stream",
 ]
 __version__ = "0.1.0"

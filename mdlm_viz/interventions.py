@@ -32,6 +32,24 @@ class Shift:
 
 
 @dataclass(frozen=True)
+class ShiftAtCommit:
+    """Move the token committed at response position `position` by `direction` in the very step
+    it is committed. Unlike `Shift` (a step and a position, valid only in a decode that has
+    committed that position by then and left its neighbour masked), this names the same
+    intervention for any model: "the token that lands at position p arrives one place off". It
+    applies when that token is content (not EOS, EoT or `<slack>`) and its neighbour is still
+    masked in the block; otherwise it is counted in `Generation.unapplied_shifts`."""
+
+    position: int
+    direction: int = 1
+    batch: int = 0
+
+    def __post_init__(self):
+        if self.direction not in (1, -1):
+            raise ValueError(f"ShiftAtCommit.direction must be +1 or -1, got {self.direction}")
+
+
+@dataclass(frozen=True)
 class RandomShifts:
     """Displace round(strength * gen_length) tokens per sequence (stochastic rounding), at random
     steps, deterministic under `seed`. Freshly committed tokens are preferred: they model a token
@@ -56,6 +74,17 @@ def can_shift(row: torch.Tensor, source: int, direction: int, lo: int, hi: int, 
     return lo <= source < hi and lo <= target < hi and row[source] != mask_id and row[target] == mask_id
 
 
+def shiftable_positions(canvas: list[int], mask_id: int, hi: int | None = None, direction: int = 1,
+                        skip_ids=()) -> list[int]:
+    """Response positions of `canvas` (a Step's canvas) whose token a shift in `direction` can move
+    now: committed content (not in `skip_ids`) with a masked neighbour, both before `hi` (the end
+    of the current block). The rule `Shift` enforces, for marking tokens a visitor may pick."""
+    hi = len(canvas) if hi is None else hi
+    skip = {int(t) for t in skip_ids if t is not None}
+    return [p for p in range(hi) if canvas[p] != mask_id and canvas[p] not in skip
+            and 0 <= p + direction < hi and canvas[p + direction] == mask_id]
+
+
 def shift_token(row: torch.Tensor, source: int, direction: int, mask_id: int) -> int:
     """Move row[source] to row[source + direction] in place and mask `source`; returns the token."""
     token = int(row[source])
@@ -74,6 +103,7 @@ class ShiftPlanner:
         # and a model that emits more of them would look robust for free.
         self.skip_ids = {int(t) for t in skip_ids if t is not None}
         self.explicit: dict[int, list[Shift]] = {}
+        self.on_commit: list[ShiftAtCommit] = []  # pending until their position is committed
         self.random: RandomShifts | None = None
         for iv in interventions or ():
             if isinstance(iv, Shift):
@@ -87,16 +117,24 @@ class ShiftPlanner:
                         "last step could never be filled again"
                     )
                 self.explicit.setdefault(iv.step, []).append(iv)
+            elif isinstance(iv, ShiftAtCommit):
+                if not 0 <= iv.batch < batch_size:
+                    raise ValueError(f"ShiftAtCommit.batch={iv.batch} is outside the batch of {batch_size}")
+                if not 0 <= iv.position < gen_length:
+                    raise ValueError(f"ShiftAtCommit.position={iv.position} is outside the response "
+                                     f"(0..{gen_length - 1})")
+                self.on_commit.append(iv)
             elif isinstance(iv, RandomShifts):
                 if self.random is not None:
                     raise ValueError("Give at most one RandomShifts")
                 self.random = iv
             else:
-                raise ValueError(f"Unknown intervention {iv!r}: use Shift or RandomShifts")
+                raise ValueError(f"Unknown intervention {iv!r}: use Shift, ShiftAtCommit or RandomShifts")
         # Per sequence: how many random shifts are due at each step.
         self.due: list[dict[int, int]] = [{} for _ in range(batch_size)]
         self.gen = None
         self.unapplied = [0] * batch_size  # random shifts due but not applied (yet): no eligible token
+        self.refused = [0] * batch_size  # ShiftAtCommit whose token was not content or had no masked neighbour
         per_block = steps_per_block or total_steps
         # After the last step of a block the block is full: no masked neighbour is left to move into.
         eligible = [s for s in range(total_steps) if s % per_block != per_block - 1]
@@ -126,6 +164,14 @@ class ShiftPlanner:
                     "there must be committed and its neighbour still masked within the current block. "
                     "Pick a committed token next to a masked one in the trace of that step."
                 )
+            done[sh.batch].append((src, src + sh.direction, shift_token(row, src, sh.direction, mask_id)))
+        for sh in [sh for sh in self.on_commit if self.response_start + sh.position in fresh[sh.batch]]:
+            self.on_commit.remove(sh)  # decided now, applied or not: a re-commit there never shifts again
+            src, row = self.response_start + sh.position, x[sh.batch]
+            if int(row[src]) in self.skip_ids or not can_shift(row, src, sh.direction, self.response_start, hi,
+                                                                mask_id):
+                self.refused[sh.batch] += 1
+                continue
             done[sh.batch].append((src, src + sh.direction, shift_token(row, src, sh.direction, mask_id)))
         if self.gen is not None:
             for b in range(x.shape[0]):

@@ -279,6 +279,7 @@ class SweepConfig:
     # its row reuses the clean outputs; True decodes it again (the tests check the pairing).
     decode_r0: bool = False
     slack_bias: float = 0.0  # the sampler's slack_bias for checkpoints with a <slack> token (0 = the paper's)
+    eos_last: bool = False  # the sampler's confidence_eos_eot_inf: commit EOS predictions last
 
 
 def sweep_model(model, tokenizer, facts, prompts: Sequence[EvalPrompt], cfg: SweepConfig,
@@ -286,7 +287,7 @@ def sweep_model(model, tokenizer, facts, prompts: Sequence[EvalPrompt], cfg: Swe
                 progress: Callable[[str], None] = lambda s: None) -> dict:
     """Every strength and seed for one checkpoint; returns the per-model results block."""
     sampler = dict(steps=cfg.steps, gen_length=cfg.gen_length, block_length=cfg.block_length, temperature=0.0,
-                   remasking="low_confidence")
+                   remasking="low_confidence", confidence_eos_eot_inf=cfg.eos_last)
     if cfg.slack_bias and facts.slack_id is not None:
         sampler["slack_bias"] = cfg.slack_bias
     slack = facts.slack_id

@@ -90,7 +90,7 @@ class Generation:
     slack_id: int | None = None
     eos_id: int | None = None
     displacements: list[list[Displacement]] = field(default_factory=list)  # per sequence, always kept
-    unapplied_shifts: list[int] = field(default_factory=list)  # random shifts that found no token
+    unapplied_shifts: list[int] = field(default_factory=list)  # random shifts that found no token, ShiftAtCommit refused
 
     @property
     def trace(self) -> Trace | None:
@@ -376,7 +376,8 @@ def _decode(
                 yield step_records[0] if B == 1 else step_records
             global_step += 1
     return Generation(tokens=x, prompt_length=Lp, traces=traces, slack_id=slack_id, eos_id=eos_id,
-                      displacements=displacements, unapplied_shifts=list(planner.unapplied))
+                      displacements=displacements,
+                      unapplied_shifts=[a + b for a, b in zip(planner.unapplied, planner.refused)])
 
 
 def idx_empty(device):

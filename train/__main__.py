@@ -6,7 +6,7 @@ Each sub-command explains itself: `python -m train COMMAND --help`.
 import argparse
 import sys
 
-from . import corpus, evaluate, recipe, robustness, run, tokenizer
+from . import corpus, demo_check, evaluate, recipe, robustness, run, tokenizer
 
 # name -> (add_arguments, run, one-line help, description)
 COMMANDS = {
@@ -22,6 +22,8 @@ COMMANDS = {
              "held-out loss and exact-answer task accuracy of a checkpoint"),
     "robustness": (robustness.add_arguments, robustness.run, robustness.__doc__,
                    "the shift-intervention sweep: win rate vs strength per checkpoint (the paper's Figure 4)"),
+    "demo-check": (demo_check.add_arguments, demo_check.run, demo_check.__doc__,
+                   "does one shifted token break CE's answer while CTC's <slack> absorbs it? (per prompt, JSON)"),
     "recipe": (recipe.add_arguments, recipe.run, recipe.__doc__,
                "every embedded checkpoint in assets/ from scratch: corpus ... export, evaluation"),
 }

@@ -37,8 +37,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
+from . import stories
+
 ALL_SOURCES = ("wordnet", "austen", "chatterbot", "fortunes", "quiz")
-FAMILIES = ("copy", "reverse", "sort", "count", "arithmetic", "spell")
+EXACT_FAMILIES = ("copy", "reverse", "sort", "count", "arithmetic", "spell")  # answers judged by exact match
+FAMILIES = EXACT_FAMILIES + ("story",)  # story: open-ended, judged by its grammar (train/stories.py)
 OUTPUT_FILES = ("pretrain.jsonl", "pretrain_heldout.jsonl", "sft_train.jsonl", "sft_heldout.jsonl")
 
 
@@ -352,20 +355,32 @@ def _example(family: str, template: str, answer: str, meta: dict, **fields) -> E
     return Example(prompt, answer, family, "generator", key, answer=answer, meta=meta)
 
 
-def _word_list(rng: random.Random, lo: int = 3, hi: int = 6) -> list[str]:
-    items = [rng.choice(WORDS) for _ in range(rng.randint(lo, hi))]
+def _word_list(rng: random.Random, lo: int = 3, hi: int = 8) -> list[str]:
+    items = [rng.choice(WORDS) for _ in range(rng.randint(lo, hi - 1))]
     if rng.random() < 0.3:  # an adjacent duplicate, as "dog dog" merges under standard collapse
         i = rng.randrange(len(items))
         items.insert(i, items[i])
     return items
 
 
+def _digit_list(rng: random.Random, lo: int = 3, hi: int = 10) -> list[str]:
+    """Single digits, usually with a run of repeats ("1 2 2 4", "7 0 0 0"): the collapse-prone case."""
+    digits = [str(rng.randint(0, 9)) for _ in range(rng.randint(lo, hi))]
+    if rng.random() < 0.7:
+        i = rng.randrange(len(digits) - 1)
+        for j in range(i + 1, min(len(digits), i + 1 + rng.randint(1, 3))):
+            digits[j] = digits[i]
+    return digits
+
+
+# Copy and reverse answers run up to ~20 tokens (digits are one token each, words one each), so a
+# token moved one place early in a decode has room to cascade through the rest of the answer.
 def task_copy(rng: random.Random) -> Example:
     kind = rng.choice(("numbers", "numbers", "digits", "words"))
     if kind == "numbers":
-        items = [str(sample_number(rng, 4, p_collapse=0.7)) for _ in range(rng.randint(1, 3))]
+        items = [str(sample_number(rng, 4, p_collapse=0.7)) for _ in range(rng.randint(1, 4))]
     elif kind == "digits":
-        items = list(str(collapse_prone_number(rng, rng.randint(3, 6))))
+        items = _digit_list(rng)
     else:
         items = _word_list(rng)
     text = " ".join(items)
@@ -374,10 +389,7 @@ def task_copy(rng: random.Random) -> Example:
 
 
 def task_reverse(rng: random.Random) -> Example:
-    if rng.random() < 0.5:
-        items = _word_list(rng)
-    else:
-        items = list(str(sample_number(rng, 6, p_collapse=0.5)).zfill(rng.randint(3, 6)))
+    items = _word_list(rng) if rng.random() < 0.5 else _digit_list(rng)
     template = rng.choice(("Reverse: {x}", "Reverse the order: {x}", "Write these in reverse order: {x}",
                            "List backwards: {x}"))
     return _example("reverse", template, " ".join(reversed(items)), {"items": items}, x=" ".join(items))
@@ -413,15 +425,19 @@ def task_count(rng: random.Random) -> Example:
 
 
 def task_arithmetic(rng: random.Random) -> Example:
+    """Addition and subtraction of numbers below 1000 (no negative answers)."""
     op = rng.choice(("add", "sub"))
-    if rng.random() < 0.5:  # build the sum around a collapse-prone answer: 1000 + 100 = 1100
-        target = collapse_prone_number(rng, 4)
+    if rng.random() < 0.4:  # build the sum around a collapse-prone answer: 700 + 100 = 800, 55 + 45 = 100
+        target = collapse_prone_number(rng, 3)
         b = rng.randint(0, min(99, target)) if rng.random() < 0.7 else collapse_prone_number(rng, 3) % (target + 1)
         a, b = (target - b, b) if op == "add" else (target + b, b)
+        if a > 999:
+            a, b = target, b % (target + 1)
     else:
-        a, b = rng.randint(0, 99), rng.randint(0, 99)
+        hi = 99 if rng.random() < 0.5 else 999
+        a, b = rng.randint(0, hi), rng.randint(0, hi)
         if op == "sub" and b > a:
-            a, b = b, a  # no negative answers
+            a, b = b, a
     templates = (("What is {a} plus {b}?", "{a} + {b} =", "Add {a} and {b}.", "What is the sum of {a} and {b}?")
                  if op == "add" else ("What is {a} minus {b}?", "{a} - {b} =", "Subtract {b} from {a}."))
     answer = str(a + b if op == "add" else a - b)
@@ -437,10 +453,30 @@ def task_spell(rng: random.Random) -> Example:
     return _example("spell", template, number_to_words(n), {"n": n, "to": "words"}, n=n)
 
 
+def task_story(rng: random.Random) -> Example:
+    prompt, text, meta = stories.story(rng)
+    return Example(prompt, text, "story", "generator", "story:" + json.dumps(meta, sort_keys=True), meta=meta)
+
+
 TASKS: dict[str, Callable[[random.Random], Example]] = {
     "copy": task_copy, "reverse": task_reverse, "sort": task_sort,
-    "count": task_count, "arithmetic": task_arithmetic, "spell": task_spell,
+    "count": task_count, "arithmetic": task_arithmetic, "spell": task_spell, "story": task_story,
 }
+
+
+def stream_example(index: int, seed: int = 0, families: tuple[str, ...] = FAMILIES,
+                   heldout_fraction: float = 0.05) -> Example:
+    """Training example number `index` of an unlimited generated stream: a pure function of
+    (seed, index), so a resumed run sees exactly what an uninterrupted one does. Families take
+    turns; examples whose key falls in the held-out split (the one `build_corpus` writes to
+    sft_heldout.jsonl) are never drawn, so training and held-out prompts are disjoint."""
+    family = families[index % len(families)]
+    rng = random.Random(f"{seed}:stream:{index}")
+    for _ in range(1000):
+        ex = TASKS[family](rng)
+        if not in_heldout(ex.key, heldout_fraction):
+            return ex
+    raise ValueError(f"stream_example: family {family} has no training example outside the held-out split")
 
 
 def generate_tasks(n: int, seed: int = 0, families: Iterable[str] = FAMILIES) -> list[Example]:

@@ -94,6 +94,33 @@ class SFTData:
     sources: list[str] = field(default_factory=list)
 
 
+class GeneratedSFT(torch.utils.data.Dataset):
+    """An unlimited stream of generated tasks as a map-style dataset of `length` items: item i is
+    `corpus.stream_example(i, seed)` tokenised through the chat template, a pure function of
+    (seed, i), so the Trainer's shuffling, checkpoints and resume work as with a file, and no
+    example is ever repeated in practice. Held-out keys are never drawn (see `stream_example`)."""
+
+    def __init__(self, tokenizer, length: int, families=None, seed: int = 0, heldout_fraction: float = 0.05):
+        from . import corpus
+
+        self.tokenizer, self.length, self.seed, self.heldout_fraction = tokenizer, length, seed, heldout_fraction
+        self.families = tuple(families or corpus.FAMILIES)
+        unknown = set(self.families) - set(corpus.TASKS)
+        if unknown:
+            raise DataError(f"unknown task families {sorted(unknown)}; known: {', '.join(corpus.TASKS)}")
+        self._example = corpus.stream_example
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int) -> SFTExample:
+        ex = self._example(int(i), self.seed, self.families, self.heldout_fraction)
+        prompt = self.tokenizer.apply_chat_template([{"role": "user", "content": ex.prompt}],
+                                                    add_generation_prompt=True, tokenize=True, return_dict=False)
+        response = self.tokenizer(ex.response, add_special_tokens=False)["input_ids"] + [self.tokenizer.eos_token_id]
+        return SFTExample(list(prompt), response)
+
+
 def slack_length(n: int, s_max: float, repeats: int = 0) -> int:
     """Longest a response of n tokens can get after slack insertion (repeats: forced slacks)."""
     return n + repeats + round(s_max * n)

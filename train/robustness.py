@@ -48,6 +48,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for confidence intervals")
     p.add_argument("--slack-bias", type=float, default=0.0, help="lower <slack>'s logit by this much when "
                    "decoding checkpoints that have one (0 = the paper's decoding; an ablation knob)")
+    p.add_argument("--eos-last", action="store_true", help="commit EOS predictions last (the sampler's "
+                   "confidence_eos_eot_inf; the embedded checkpoints' default)")
     p.add_argument("--decode-r0", action="store_true", help="decode r=0 again instead of reusing the clean run "
                    "(it must give identical outputs; the row reports how many were)")
     p.add_argument("--quick", action="store_true", help="8 prompts, r in {0, 10}%%, one seed, short decodes: "
@@ -91,7 +93,7 @@ def run(args) -> int:
         cfg = rb.SweepConfig(strengths=tuple(s / 100 for s in args.strengths), seeds=tuple(args.seeds),
                              gen_length=args.gen_length, steps=args.steps, block_length=args.block_length,
                              batch_size=args.batch_size, n_boot=args.bootstrap, decode_r0=args.decode_r0,
-                             slack_bias=args.slack_bias)
+                             slack_bias=args.slack_bias, eos_last=args.eos_last)
         n = args.prompts
     prompts = rb.select_prompts(load_prompts(args.data), n)
     checkpoints = {name: tuple(mv.load_checkpoint(path, dtype=torch.float32)) for name, path in specs.items()}
@@ -112,6 +114,9 @@ def run(args) -> int:
         + ([f"--judge {args.judge}"] if args.judge else [])
         + ([f"--reference {args.reference}"] if args.reference else [])
         + (["--quick"] if args.quick else [f"--prompts {n}", f"--seeds {' '.join(map(str, cfg.seeds))}"])
+        + ([f"--gen-length {cfg.gen_length} --steps {cfg.steps} --block-length {cfg.block_length}"]
+           if not args.quick else [])
+        + (["--eos-last"] if cfg.eos_last else [])
         + ([f"--slack-bias {cfg.slack_bias:g}"] if cfg.slack_bias else []))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,7 @@ from transformers import TrainingArguments
 from mdlm_viz import LLaDAConfig, LLaDAModelLM, load_checkpoint
 from mdlm_viz.checkpoint import GENERATION_FILE
 
-from .data import DataError, PretrainCollator, SFTCollator, load_pretrain_chunks, load_sft, slack_length
+from .data import DataError, PretrainCollator, SFTCollator, SFTData, load_pretrain_chunks, load_sft, slack_length
 from .objectives import PLACEMENTS
 from .tokenizer import SLACK, config_token_ids
 from .trainer import DiffusionTrainer, Objective, StopAfter, last_complete_checkpoint, wall_time_of
@@ -213,8 +213,12 @@ def run_pretrain(args) -> int:
 # ------------------------------------------------------------------------------------ sft
 def add_sft_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--base", required=True, help="checkpoint to fine-tune: a directory or hub id")
-    p.add_argument("--data", required=True, nargs="+", help="SFT JSONL files (chat 'messages' or prompt/response), or "
+    p.add_argument("--data", nargs="+", default=[], help="SFT JSONL files (chat 'messages' or prompt/response), or "
                    "hf:owner/name[:split] for a Hugging Face dataset in chat format")
+    p.add_argument("--generate", nargs="*", default=None, metavar="FAMILY",
+                   help="train on freshly generated tasks instead of --data (all families when none are named; "
+                        "a new example for every sequence, held-out keys never drawn)")
+    p.add_argument("--generate-seed", type=int, default=0, help="seed of the --generate stream")
     p.add_argument("--objective", choices=("ce", "ctc"), default="ce")
     p.add_argument("--lam", type=float, default=0.1, help="weight of the CTC term")
     p.add_argument("--s-max", type=float, default=0.5, help="slack ratio drawn from U(0, s_max)")
@@ -276,7 +280,15 @@ def run_sft(args) -> int:
         model = wrap_lora(model, args, slack_id)
     # Slack makes responses longer: budget for it so no augmented example exceeds --max-length.
     slack = dict(s_max=args.s_max, collapse=args.collapse) if args.objective == "ctc" else {}
-    data = load_sft(args.data, tokenizer, args.max_length, **slack)
+    if args.generate is not None:
+        from .data import GeneratedSFT
+        length = args.steps * args.batch_size * args.grad_accum
+        data = SFTData(GeneratedSFT(tokenizer, length, args.generate or None, seed=args.generate_seed),
+                       sources=[f"generated:{','.join(args.generate) or 'all'}"])
+    elif not args.data:
+        raise DataError("sft needs --data FILE ... or --generate [FAMILY ...]")
+    else:
+        data = load_sft(args.data, tokenizer, args.max_length, **slack)
     heldout = load_sft(args.heldout, tokenizer, args.max_length).examples if args.heldout else None
     if data.skipped_too_long:
         print(f"skipped {data.skipped_too_long} examples longer than --max-length {args.max_length}")
@@ -290,7 +302,7 @@ def run_sft(args) -> int:
                                processing_class=tokenizer,  # every checkpoint-N loads on its own
                                eval_collator=SFTCollator(tokenizer.eos_token_id), objective=objective)
     return _train(trainer, args, model, tokenizer, dict(
-        stage="sft", objective=args.objective, base=args.base, examples=len(data.examples), data=args.data,
+        stage="sft", objective=args.objective, base=args.base, examples=len(data.examples), data=args.data or data.sources,
         lora=args.lora, load_in_4bit=args.load_in_4bit,
         skipped_too_long=data.skipped_too_long, lam=args.lam, s_max=args.s_max, collapse=args.collapse,
         emission=args.emission, weighting=args.weighting, slack_placement=args.slack_placement))

@@ -1,0 +1,164 @@
+"""The demo-ability check: does one shifted token visibly break a CE model while a CTC model absorbs it?
+
+For each exact-answer prompt, both models decode it clean and once per comparable shift: a
+`ShiftAtCommit(p)` for each position p of the reference answer, "the token that lands at p arrives
+one place to the right", which names the same intervention in two models whose decode orders
+differ. Each shifted answer is compared with the reference (broken or intact) and with the clean
+answer (token edit distance, `<slack>` added). A prompt is demo-able when both models answer it
+right clean and some shift breaks the baseline while the candidate stays right: what the app's
+"Find a revealing shift" looks for.
+
+Everything is greedy, so a shifted run differs from its clean run only by the shift.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from .interventions import ShiftAtCommit, shiftable_positions
+from .robustness import EvalPrompt, chat_batch, edit_distance
+from .sampling import generate
+
+
+@dataclass
+class Decode:
+    text: str  # answer, <slack> stripped, cut at EOS
+    tokens: list[int]  # the same as ids
+    slack: int  # <slack> committed in the response
+    applied: bool  # the shift (if any) was applied
+
+
+@dataclass
+class ShiftResult:
+    position: int
+    runs: dict[str, Decode]  # model name -> the shifted decode
+
+
+@dataclass
+class PromptResult:
+    prompt: str
+    family: str
+    answer: str
+    clean: dict[str, Decode]
+    opportunities: dict[str, int]  # (step, position) pairs where a +1 shift of content was valid
+    shifts: list[ShiftResult] = field(default_factory=list)
+
+
+def shift_opportunities(trace, skip_ids=(), direction: int = 1) -> int:
+    """How many (step, position) pairs of a decode allow a shift in `direction`: content committed
+    with a masked neighbour in its block, after every step but the last of each block."""
+    n = 0
+    for step in trace.steps:
+        hi = min((step.block + 1) * trace.block_length, trace.gen_length)
+        n += len(shiftable_positions(step.canvas, trace.mask_id, hi, direction, skip_ids))
+    return n
+
+
+def _decodes(model, tokenizer, facts, messages: list[list[dict]], shifts: list[int | None], sampler: dict,
+             trace: bool = False):
+    """One batched greedy decode: row i is messages[i] with ShiftAtCommit(shifts[i]) (None: clean)."""
+    pad = facts.pad_id if facts.pad_id is not None else facts.eos_id
+    ids, attn = chat_batch(tokenizer, messages, pad)
+    interventions = [ShiftAtCommit(p, batch=i) for i, p in enumerate(shifts) if p is not None]
+    out = generate(model, ids, attention_mask=attn, interventions=interventions, record_trace=trace,
+                   top_k=0, **{**facts.sampler_kwargs(), **sampler, "temperature": 0.0})
+    texts = out.texts(tokenizer)
+    rows = []
+    for i in range(len(messages)):
+        raw = out.response_ids(i, strip_slack=False)
+        tokens = [t for t in raw if t != facts.slack_id]
+        rows.append(Decode(texts[i].strip(), tokens, sum(t == facts.slack_id for t in raw) if facts.slack_id is not None
+                           else 0, bool(out.displacements[i])))
+    return rows, out
+
+
+def check(models: dict[str, tuple], prompts: Sequence[EvalPrompt], sampler: dict, max_shifts: int = 24,
+          batch_size: int = 64, progress=lambda s: None) -> list[PromptResult]:
+    """Clean and comparable-shift decodes of every exact prompt by every model (name -> model,
+    tokenizer, facts). Shifts are tried at the first `max_shifts` positions of the reference answer."""
+    prompts = [p for p in prompts if p.exact]
+    results = []
+    first_tok = next(iter(models.values()))[1]
+    for p in prompts:
+        n = len(first_tok(p.reference, add_special_tokens=False)["input_ids"])
+        results.append(PromptResult(p.messages[-1]["content"], p.family, p.reference, {}, {},
+                                    [ShiftResult(pos, {}) for pos in range(min(n, max_shifts, sampler["gen_length"]))]))
+    for name, (model, tok, facts) in models.items():
+        skip = (facts.eos_id, facts.eot_id, facts.slack_id)
+        for i in range(0, len(prompts), batch_size):  # clean, with traces to count the opportunities
+            chunk = prompts[i:i + batch_size]
+            rows, out = _decodes(model, tok, facts, [p.messages for p in chunk], [None] * len(chunk), sampler, True)
+            for j, row in enumerate(rows):
+                results[i + j].clean[name] = row
+                results[i + j].opportunities[name] = shift_opportunities(out.traces[j], skip)
+        jobs = [(r, s) for r, res in enumerate(results) for s in range(len(res.shifts))]
+        for i in range(0, len(jobs), batch_size):
+            chunk = jobs[i:i + batch_size]
+            rows, _ = _decodes(model, tok, facts, [prompts[r].messages for r, _ in chunk],
+                               [results[r].shifts[s].position for r, s in chunk], sampler)
+            for (r, s), row in zip(chunk, rows):
+                results[r].shifts[s].runs[name] = row
+            progress(f"{name}: {min(i + batch_size, len(jobs))}/{len(jobs)} shifted decodes")
+    return results
+
+
+def _mean(xs) -> float | None:
+    xs = list(xs)
+    return round(sum(xs) / len(xs), 4) if xs else None
+
+
+def summarise(results: Sequence[PromptResult], baseline: str, candidate: str) -> dict:
+    """The issue's demo-ability figures for a baseline (CE) and a candidate (CTC) model."""
+    both_right = [r for r in results if r.clean[baseline].text == r.answer and r.clean[candidate].text == r.answer]
+
+    def ok(s, r, name):
+        return s.runs[name].text == r.answer
+
+    reveal = [r for r in both_right if any(s.runs[baseline].applied and s.runs[candidate].applied and
+                                           not ok(s, r, baseline) and ok(s, r, candidate) for s in r.shifts)]
+    reverse = [r for r in both_right if any(s.runs[baseline].applied and s.runs[candidate].applied and
+                                            ok(s, r, baseline) and not ok(s, r, candidate) for s in r.shifts)]
+    pairs = [(r, s) for r in both_right for s in r.shifts if s.runs[baseline].applied and s.runs[candidate].applied]
+    breaking = [(r, s) for r, s in pairs if not ok(s, r, baseline)]
+    families = sorted({r.family for r in results})
+    out = {
+        "prompts": len(results),
+        "clean_accuracy": {m: _mean(r.clean[m].text == r.answer for r in results) for m in (baseline, candidate)},
+        "clean_accuracy_by_family": {m: {f: _mean(r.clean[m].text == r.answer for r in results if r.family == f)
+                                         for f in families} for m in (baseline, candidate)},
+        "opportunities_per_decode": {m: _mean(r.opportunities[m] for r in results) for m in (baseline, candidate)},
+        "both_right": len(both_right),
+        "demoable": _mean(r in reveal for r in results),
+        "reverse_case": _mean(r in reverse for r in results),
+        "shifts_on_both_right": len(pairs),
+        "baseline_broken_per_shift": _mean(not ok(s, r, baseline) for r, s in pairs),
+        "candidate_intact_per_shift": _mean(ok(s, r, candidate) for r, s in pairs),
+        "baseline_edit_distance_when_broken": _mean(edit_distance(s.runs[baseline].tokens, r.clean[baseline].tokens)
+                                                    for r, s in breaking),
+        "candidate_slack_added_per_shift": _mean(s.runs[candidate].slack - r.clean[candidate].slack for r, s in pairs),
+        "applied_share": {m: _mean(s.runs[m].applied for r in results for s in r.shifts) for m in (baseline, candidate)},
+        "demoable_by_family": {f: _mean(r in reveal for r in results if r.family == f) for f in families},
+    }
+    return out
+
+
+def best_shift(result: PromptResult, baseline: str, candidate: str) -> ShiftResult | None:
+    """The most revealing shift of one prompt: baseline broken and candidate right, then the
+    baseline's edit distance from its clean answer (the app's ranking)."""
+    ranked = sorted((s for s in result.shifts if s.runs[baseline].applied and s.runs[candidate].applied),
+                    key=lambda s: (s.runs[baseline].text != result.answer, s.runs[candidate].text == result.answer,
+                                   edit_distance(s.runs[baseline].tokens, result.clean[baseline].tokens)),
+                    reverse=True)
+    return ranked[0] if ranked else None
+
+
+def to_dict(result: PromptResult) -> dict:
+    def d(x: Decode) -> dict:
+        return {"text": x.text, "slack": x.slack, "applied": x.applied}
+
+    return {"prompt": result.prompt, "family": result.family, "answer": result.answer,
+            "clean": {m: d(x) for m, x in result.clean.items()}, "opportunities": result.opportunities,
+            "shifts": [{"position": s.position, **{m: d(x) for m, x in s.runs.items()}} for s in result.shifts]}
+
+
