@@ -29,7 +29,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 import torch  # noqa: E402
 
 import mdlm_viz as mv  # noqa: E402
-from mdlm_viz import ctc, figures, viewer  # noqa: E402
+from mdlm_viz import ctc, figures, reveal, viewer  # noqa: E402
 
 try:  # Hugging Face ZeroGPU Spaces: borrow a GPU per call; elsewhere a no-op
     import spaces
@@ -47,16 +47,19 @@ OPTIONAL_MODELS = {"ctc-standard": "assets/ctc-standard"}
 ROBUSTNESS_JSON = ROOT / "assets" / "eval" / "robustness.json"
 MAX_PROMPT_CHARS = 1000
 MAX_MODELS = 4
-PRESETS = [
-    "Repeat exactly: 700 8888 62",
-    "Sort: 10 5 22",
-    "Reverse the order: 0 0 0 5 8 0",
-    "What number is five hundred ten?",
-    "92 - 90 =",
-    "How many items are in this list: yard frog key boat?",
-    "What is the meaning of the noun letter?",
-    "What is an operating system?",
+# (prompt, exact answer or None): held-out prompts of the trained families, so the finder can say
+# whether a clean answer is right. tests/test_assets.py checks each exact one is demo-able.
+PRESET_PAIRS = [
+    ("Repeat exactly: 700 8888 62", "700 8888 62"),
+    ("Sort: 10 5 22", "5 10 22"),
+    ("Reverse the order: 0 0 0 5 8 0", "0 8 5 0 0 0"),
+    ("What number is five hundred ten?", "510"),
+    ("92 - 90 =", "2"),
+    ("How many items are in this list: yard frog key boat?", "4"),
+    ("Tell me a story about Tom the cat.", None),
 ]
+PRESETS = [p for p, _ in PRESET_PAIRS]
+PRESET_ANSWERS = {p: a for p, a in PRESET_PAIRS if a is not None}
 REMASKING = ("low_confidence", "random", "margin", "entropy")
 # Inclusive ranges of the settings a visitor may choose: small enough to keep a run interactive.
 LIMITS = {"gen_length": (1, 512), "steps": (1, 512), "block_length": (1, 512), "temperature": (0.0, 5.0),
@@ -278,6 +281,74 @@ def interleave(decodes: dict[str, SeededDecode]):
             yield name, step, None
 
 
+# ----------------------------------------------------------------------------- the revealing-shift finder
+MAX_FINDER_SHIFTS = 24  # answer positions tried (one batched decode per model)
+
+
+@dataclass
+class Found:
+    best: int  # the answer position whose ShiftAtCommit is applied
+    choices: list[tuple[str, int]]  # the next candidates: (label, position)
+    message: str
+
+
+def finder_roles(names, models: dict[str, LoadedModel]) -> tuple[str, str]:
+    """The CE-side and CTC-side models among `names`: 'ce' and 'ctc' when present, else the first
+    without and the first with a <slack> token."""
+    plain = [n for n in names if models[n].facts.slack_id is None]
+    slack = [n for n in names if models[n].facts.slack_id is not None]
+    if not plain or not slack:
+        raise UserError("the finder compares a model without <slack> (CE) and one with it (CTC): decode with both "
+                        "ticked")
+    return ("ce" if "ce" in plain else plain[0]), ("ctc" if "ctc" in slack else slack[0])
+
+
+def find_revealing(models: dict[str, LoadedModel], state: dict | None, answers: dict[str, str]) -> Found:
+    """Try `ShiftAtCommit(p)` at every position p of the CE model's clean answer in both roles'
+    models (greedy, batched: the same decode the app then replays), rank them (CE's answer
+    broken, CTC's intact, then CE's edit distance) and explain what was found."""
+    if not state or not state.get("clean"):
+        raise UserError("decode a prompt first: the finder shifts tokens of that decode")
+    base, cand = finder_roles(list(state["clean"]), models)
+    settings = DecodeSettings(**state["settings"])
+    answer = answers.get(state["prompt"])
+    clean_ce = reveal.Decode(viewer.response_text(state["clean"][base], models[base].decode), [], 0, False)
+    n = len(clean_ce.text) and len(models[base].tokenizer(clean_ce.text, add_special_tokens=False)["input_ids"])
+    positions = list(range(min(n, MAX_FINDER_SHIFTS, settings.gen_length)))
+    if not positions:
+        raise UserError(f"{base}'s answer is empty: there is no token to shift")
+    result = reveal.PromptResult(state["prompt"], "", answer, {}, {}, [reveal.ShiftResult(p, {}) for p in positions])
+    for name in (base, cand):
+        lm = models[name]
+        with DEVICE_LOCK, torch.inference_mode():
+            rows, _ = reveal.decode_rows(lm.model, lm.tokenizer, lm.facts, [state["prompt_ids"][name]] * (1 + len(positions)),
+                                          [None, *positions], settings.sampler_kwargs(lm))
+        result.clean[name] = rows[0]
+        for shift, row in zip(result.shifts, rows[1:]):
+            shift.runs[name] = row
+    ranked = reveal.rank_shifts(result, base, cand)
+    if not ranked:
+        raise UserError(f"no shift applies in both {base} and {cand}: every answer token's right neighbour was "
+                        "already committed when it landed. Try a longer answer.")
+    wrong = [n for n in (base, cand) if answer is not None and result.clean[n].text != answer]
+    best = ranked[0]
+    revealing = not reveal.intact(result, best, base) and reveal.intact(result, best, cand)
+    if wrong:
+        message = (f"the clean answer of {' and '.join(wrong)} is already wrong (expected {answer!r}), so a shift has "
+                   "nothing to break; showing the shift that changes the most.")
+    elif revealing:
+        count = sum(not reveal.intact(result, s, base) and reveal.intact(result, s, cand) for s in ranked)
+        message = (f"found: the token that lands at position {best.position} moved one place right breaks {base}'s "
+                   f"answer ({best.runs[base].text!r}) while {cand} absorbs it ({best.runs[cand].text!r}). "
+                   f"{count} of {len(ranked)} shifts tried reveal this.")
+    else:
+        message = (f"no shift of the {len(ranked)} tried breaks {base} while {cand} stays intact; showing the one "
+                   "that changes the most.")
+    choices = [(f"position {s.position}: {base} {s.runs[base].text!r} · {cand} {s.runs[cand].text!r}", s.position)
+               for s in ranked[:6]]
+    return Found(best.position, choices, message)
+
+
 # ----------------------------------------------------------------------------- the page
 @dataclass
 class Panel:
@@ -388,6 +459,10 @@ def build_app(models: dict[str, LoadedModel], max_prompt_chars: int = MAX_PROMPT
                 direction = gr.Radio(["right →", "← left"], value="right →", label="direction")
                 strength = gr.Slider(0, 0.25, value=0.05, step=0.01, label="random strength r")
                 shift_btn = gr.Button("Re-run with the shift", variant="primary")
+            with gr.Row():
+                find_btn = gr.Button("Find a revealing shift", variant="primary", elem_id="find-shift", scale=0)
+                candidates = gr.Radio([], label="other shifts found (click to apply)", visible=False,
+                                      elem_id="shift-candidates", scale=3)
             shift_status = gr.Markdown("", elem_id="shift-status")
 
         panels: list[Panel] = []
@@ -398,13 +473,14 @@ def build_app(models: dict[str, LoadedModel], max_prompt_chars: int = MAX_PROMPT
                     canvas = gr.HTML(message_html("not run yet"), js_on_load=PICK_JS, elem_id=f"canvas-{name}",
                                      elem_classes=["mv-canvas-box"])
                     with gr.Row():
-                        answer = gr.Textbox(label="answer (<slack> stripped)", interactive=False, lines=2)
+                        answer = gr.Textbox(label="answer (<slack> stripped)", interactive=False, lines=2,
+                                            elem_id=f"answer-{name}")
                         raw = gr.Textbox(label="raw canvas", interactive=False, lines=2)
                     hm = gr.Plot(label="commit step × position", elem_id=f"heatmap-{name}")
                     shifted_canvas = gr.HTML("", js_on_load=PICK_JS, elem_id=f"shifted-{name}")
                     summary = gr.Markdown("")
                     shifted_answer = gr.Textbox(label="answer with the shift", interactive=False, lines=2,
-                                                visible=False)
+                                                visible=False, elem_id=f"shifted-answer-{name}")
                     shifted_hm = gr.Plot(label="with the shift: commit step × position", elem_id=f"sheatmap-{name}",
                                          visible=False)
                     panels.append(Panel(name, canvas, answer, raw, hm, shifted_canvas, summary, shifted_answer,
@@ -581,6 +657,34 @@ def build_app(models: dict[str, LoadedModel], max_prompt_chars: int = MAX_PROMPT
                 comp.click(pick, [step_slider], [shift_pos, shift_step, shift_status], api_visibility="private")
 
         # ---- shift injection
+        def rerun_with(interventions, what, slider_v, state_v, extra=None):
+            """Every model of the last decode again, same seed, with `interventions`; streams the
+            shifted canvases, then draws the shifted answers, summaries and divergence."""
+            settings = DecodeSettings(**state_v["settings"])
+            decodes = {n: SeededDecode(models[n], state_v["prompt_ids"][n], settings, interventions)
+                       for n in state_v["clean"]}
+            errors, final = yield from stream_frames(decodes, lambda p: p.shifted_canvas, shift_status,
+                                                     "with the shift: ", {})
+            shifted = {n: d.trace for n, d in decodes.items() if n not in errors}
+            new_state = dict(state_v, shifted=shifted, shift=what)
+            series, at = {}, sorted({d.step for tr in shifted.values() for d in tr.displacements})
+            view_step = int(min(max(0, slider_v or 0), settings.steps - 1))
+            for n, err in errors.items():
+                final.update(hidden_shift_views(by_name[n]))
+                final[by_name[n].shifted_canvas], final[by_name[n].shift_summary] = message_html(err), f"⚠ {err}"
+            for n, tr in shifted.items():
+                lm, panel, div = models[n], by_name[n], viewer.divergence(state_v["clean"][n], tr)
+                series[n] = div.edit_distance
+                final.update(render_step(panel, new_state, view_step))
+                moved = f"{len(tr.displacements)} shift(s)" if tr.displacements else "the shift did not apply here"
+                final[panel.shift_summary] = f"**{n}** ({moved}): {viewer.divergence_summary(div)}"
+                final[panel.shifted_answer] = gr.Textbox(value=viewer.response_text(tr, lm.decode), visible=True)
+                final[panel.shifted_heatmap] = gr.Plot(value=heatmap(lm, tr, f"{n} with the shift"), visible=True)
+            final[edit_plot] = figures.edit_distance_figure(series, shift_steps=at) if series else None
+            final[shift_status] = (extra or f"re-ran with the {what}.") + f" {problems_of(errors)}".rstrip()
+            final[state] = new_state
+            yield final
+
         @on_gpu
         def run_shift(mode, step_v, pos_v, direction_v, strength_v, slider_v, state_v):
             if not state_v or not state_v["clean"]:
@@ -603,33 +707,41 @@ def build_app(models: dict[str, LoadedModel], max_prompt_chars: int = MAX_PROMPT
                 gr.Warning(str(err))
                 yield {shift_status: f"⚠ {err}"}
                 return
-            decodes = {n: SeededDecode(models[n], state_v["prompt_ids"][n], settings, interventions)
-                        for n in state_v["clean"]}
-            errors, final = yield from stream_frames(decodes, lambda p: p.shifted_canvas, shift_status,
-                                                     "with the shift: ", {})
-            shifted = {n: d.trace for n, d in decodes.items() if n not in errors}
-            new_state = dict(state_v, shifted=shifted, shift=what)
-            series, at = {}, sorted({d.step for tr in shifted.values() for d in tr.displacements})
-            view_step = int(min(max(0, slider_v or 0), settings.steps - 1))
-            for n, err in errors.items():
-                final.update(hidden_shift_views(by_name[n]))
-                final[by_name[n].shifted_canvas], final[by_name[n].shift_summary] = message_html(err), f"⚠ {err}"
-            for n, tr in shifted.items():
-                lm, panel, div = models[n], by_name[n], viewer.divergence(state_v["clean"][n], tr)
-                series[n] = div.edit_distance
-                final.update(render_step(panel, new_state, view_step))
-                final[panel.shift_summary] = (f"**{n}** ({len(tr.displacements)} shift(s)): "
-                                              f"{viewer.divergence_summary(div)}")
-                final[panel.shifted_answer] = gr.Textbox(value=viewer.response_text(tr, lm.decode), visible=True)
-                final[panel.shifted_heatmap] = gr.Plot(value=heatmap(lm, tr, f"{n} with the shift"), visible=True)
-            final[edit_plot] = figures.edit_distance_figure(series, shift_steps=at) if series else None
-            final[shift_status] = f"re-ran with the {what}. {problems_of(errors)}".strip()
-            final[state] = new_state
-            yield final
+            yield from rerun_with(interventions, what, slider_v, state_v)
+
+        @on_gpu
+        def find_shift(slider_v, state_v):
+            """Try the comparable shift at every answer position for a CE and a CTC model (batched,
+            greedy), apply the most revealing one to every model, and list the next ones."""
+            try:
+                found = find_revealing(models, state_v, PRESET_ANSWERS)
+            except UserError as err:
+                yield {shift_status: f"⚠ {err}", candidates: gr.Radio(choices=[], value=None, visible=False)}
+                return
+            frames = rerun_with([mv.ShiftAtCommit(found.best)], f"shift of the token that lands at position "
+                                f"{found.best}, one place right as it is committed", slider_v, state_v,
+                                extra=found.message)
+            last = None
+            for frame in frames:  # the last frame also fills the list of candidates
+                if last is not None:
+                    yield last
+                last = frame
+            last[candidates] = gr.Radio(choices=found.choices, value=found.best, visible=bool(found.choices))
+            yield last
+
+        @on_gpu
+        def apply_candidate(pos_v, slider_v, state_v):
+            if pos_v is None or not state_v or not state_v["clean"]:
+                return
+            pos = as_int(pos_v, "position")
+            yield from rerun_with([mv.ShiftAtCommit(pos)], f"shift of the token that lands at position {pos}, one "
+                                  "place right as it is committed", slider_v, state_v)
 
         shift_outputs = [shift_status, state, edit_plot] + all_panel_outputs
         shift_btn.click(run_shift, [shift_mode, shift_step, shift_pos, direction, strength, step_slider, state],
                         shift_outputs, api_name="shift")
+        find_btn.click(find_shift, [step_slider, state], shift_outputs + [candidates], api_name="find_shift")
+        candidates.input(apply_candidate, [candidates, step_slider, state], shift_outputs, api_visibility="private")
 
         # ---- CTC alignment
         @on_gpu

@@ -188,3 +188,23 @@ def test_the_slack_bias_reaches_only_checkpoints_with_a_slack_token(tiny_checkpo
     assert "slack_bias" not in settings.sampler_kwargs(models["ce"])  # the sampler would refuse it
     with pytest.raises(app.UserError, match="slack_bias must be between -10.0 and 10.0"):
         app.parse_settings(16, 8, 8, "low_confidence", 0, 0, 0, 99)
+
+
+def test_find_a_revealing_shift_applies_the_best_and_lists_the_others(client):
+    run(client)
+    out = client.predict(0, api_name="/find_shift")
+    status = out[0]
+    assert status.startswith(("found", "no shift", "the clean answer")), status
+    traces = exported_traces(client)
+    assert set(traces) >= {"ce", "ctc"}
+    shifted = {n: t for n, t in traces.items() if n.endswith("shifted")}
+    # the shifted runs exist for every model and at least the CE one moved a token as it landed
+    assert shifted and any(t.displacements for t in shifted.values())
+
+
+def test_the_finder_needs_a_decode_and_both_kinds_of_model(client):
+    out = client.predict(0, api_name="/find_shift")
+    assert "decode a prompt first" in out[0]
+    run(client, models=("base", "ce"))
+    out = client.predict(0, api_name="/find_shift")
+    assert "one with it (CTC)" in out[0]

@@ -4,7 +4,7 @@ Decodes every held-out exact-answer prompt (or --limit of them, round-robin over
 baseline and a candidate checkpoint, clean and once per comparable shift (`mdlm_viz.ShiftAtCommit`
 at each position of the reference answer, up to --max-shifts), at the first checkpoint's sampler
 defaults. Prints the demo-ability figures and writes every decode as JSON (--out). The measurement
-code is `mdlm_viz.demo`.
+code is `mdlm_viz.reveal`.
 
     python -m train demo-check --models ce=assets/ce ctc=assets/ctc --data runs/embedded/corpus/sft_heldout.jsonl
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 import mdlm_viz as mv
-from mdlm_viz import demo
+from mdlm_viz import reveal
 from mdlm_viz.robustness import select_prompts
 
 from .robustness import load_prompts, parse_models
@@ -55,9 +55,9 @@ def run(args) -> int:
     prompts = select_prompts([p for p in load_prompts(args.data) if p.exact], limit)
     if not prompts:
         raise ValueError(f"no exact-answer prompt in {' '.join(args.data)}")
-    results = demo.check(models, prompts, sampler, max_shifts=shifts, batch_size=args.batch_size,
+    results = reveal.check(models, prompts, sampler, max_shifts=shifts, batch_size=args.batch_size,
                          progress=lambda s: print(s, flush=True))
-    summary = demo.summarise(results, baseline, candidate)
+    summary = reveal.summarise(results, baseline, candidate)
     summary.update(baseline=baseline, candidate=candidate, checkpoints=specs, sampler=sampler,
                    max_shifts=shifts)
     print(json.dumps(summary, indent=2))
@@ -65,7 +65,7 @@ def run(args) -> int:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(json.dumps({"summary": summary, "prompts": [demo.to_dict(r) for r in results]},
+        tmp.write_text(json.dumps({"summary": summary, "prompts": [reveal.to_dict(r) for r in results]},
                                   indent=1, ensure_ascii=False))
         tmp.replace(out)
     return 0

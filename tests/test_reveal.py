@@ -1,5 +1,5 @@
 """Demo-grade data and the demo-ability check: stories, the generated stream, ShiftAtCommit,
-shiftable positions, and mdlm_viz.demo's figures on hand-made results."""
+shiftable positions, and mdlm_viz.reveal's figures on hand-made results."""
 
 import random
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import mdlm_viz as mv
-from mdlm_viz import demo
+from mdlm_viz import reveal
 from mdlm_viz.trace import Step, Trace
 from train import corpus, stories
 from train.data import GeneratedSFT
@@ -104,17 +104,17 @@ def test_shift_opportunities_counts_step_position_pairs():
     trace = Trace(prompt=[1], gen_length=4, steps_total=4, block_length=4, mask_id=M, settings={}, eos_id=1)
     for i, canvas in enumerate(([5, M, M, M], [5, 6, M, M], [5, 6, 7, 1], [5, 6, 7, 1])):
         trace.steps.append(Step(index=i, block=0, canvas=canvas, positions=[], tokens=[], confidences=[]))
-    assert demo.shift_opportunities(trace, skip_ids=(1,)) == 2  # 5 after step 0, 6 after step 1
+    assert reveal.shift_opportunities(trace, skip_ids=(1,)) == 2  # 5 after step 0, 6 after step 1
 
 
 # ----------------------------------------------------------------------------- the figures
 def _d(text, applied=True, slack=0):
-    return demo.Decode(text, text.split(), slack, applied)
+    return reveal.Decode(text, text.split(), slack, applied)
 
 
 def _result(family, answer, ce, ctc, shifts):
-    return demo.PromptResult("p", family, answer, {"ce": _d(ce), "ctc": _d(ctc)}, {"ce": 10, "ctc": 12},
-                             [demo.ShiftResult(i, {"ce": _d(a), "ctc": _d(b, slack=1)}) for i, (a, b) in enumerate(shifts)])
+    return reveal.PromptResult("p", family, answer, {"ce": _d(ce), "ctc": _d(ctc)}, {"ce": 10, "ctc": 12},
+                             [reveal.ShiftResult(i, {"ce": _d(a), "ctc": _d(b, slack=1)}) for i, (a, b) in enumerate(shifts)])
 
 
 def test_summarise_counts_demoable_prompts_and_per_shift_rates():
@@ -123,7 +123,7 @@ def test_summarise_counts_demoable_prompts_and_per_shift_rates():
         _result("copy", "4 5", "4 5", "4 5", [("4 5", "4 6")]),  # the reverse case
         _result("sort", "1 2", "1 2", "2 1", [("2", "1 2")]),  # ctc wrong clean: not counted
     ]
-    s = demo.summarise(results, "ce", "ctc")
+    s = reveal.summarise(results, "ce", "ctc")
     assert s["clean_accuracy"] == {"ce": 1.0, "ctc": round(2 / 3, 4)}
     assert s["both_right"] == 2 and s["shifts_on_both_right"] == 3
     assert s["demoable"] == round(1 / 3, 4) and s["reverse_case"] == round(1 / 3, 4)
@@ -137,6 +137,6 @@ def test_summarise_counts_demoable_prompts_and_per_shift_rates():
 def test_best_shift_prefers_ce_broken_ctc_intact_then_the_bigger_cascade():
     r = _result("copy", "1 2 3", "1 2 3", "1 2 3",
                 [("1 2 3", "1 2 3"), ("1 2 3 3", "1 2 3"), ("2 2 2 2 2", "1 2 3"), ("9 9 9", "1 1")])
-    assert demo.best_shift(r, "ce", "ctc").position == 2
+    assert reveal.best_shift(r, "ce", "ctc").position == 2
     r.shifts[2].runs["ctc"] = _d("1 2 3", applied=False)  # a shift must apply in both
-    assert demo.best_shift(r, "ce", "ctc").position == 1
+    assert reveal.best_shift(r, "ce", "ctc").position == 1

@@ -16,8 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
+import torch
+
 from .interventions import ShiftAtCommit, shiftable_positions
-from .robustness import EvalPrompt, chat_batch, edit_distance
+from .robustness import EvalPrompt, edit_distance
 from .sampling import generate
 
 
@@ -55,22 +57,38 @@ def shift_opportunities(trace, skip_ids=(), direction: int = 1) -> int:
     return n
 
 
-def _decodes(model, tokenizer, facts, messages: list[list[dict]], shifts: list[int | None], sampler: dict,
-             trace: bool = False):
-    """One batched greedy decode: row i is messages[i] with ShiftAtCommit(shifts[i]) (None: clean)."""
+def left_pad(prompts: Sequence[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token-id prompts left-padded into ids [B, Lp] and an attention mask [B, Lp]."""
+    L = max(map(len, prompts))
+    ids = torch.tensor([[pad_id] * (L - len(p)) + list(p) for p in prompts])
+    mask = torch.tensor([[0] * (L - len(p)) + [1] * len(p) for p in prompts])
+    return ids, mask
+
+
+def decode_rows(model, tokenizer, facts, prompts: Sequence[list[int]], shifts: Sequence[int | None], sampler: dict,
+                trace: bool = False):
+    """One batched greedy decode: row i is prompts[i] (token ids, chat template applied) with
+    ShiftAtCommit(shifts[i]) (None: clean). Returns a Decode per row and the Generation."""
     pad = facts.pad_id if facts.pad_id is not None else facts.eos_id
-    ids, attn = chat_batch(tokenizer, messages, pad)
+    ids, attn = left_pad(prompts, pad)
     interventions = [ShiftAtCommit(p, batch=i) for i, p in enumerate(shifts) if p is not None]
     out = generate(model, ids, attention_mask=attn, interventions=interventions, record_trace=trace,
-                   top_k=0, **{**facts.sampler_kwargs(), **sampler, "temperature": 0.0})
+                   top_k=0, **{**sampler, **facts.sampler_kwargs(), "temperature": 0.0})
     texts = out.texts(tokenizer)
     rows = []
-    for i in range(len(messages)):
+    for i in range(len(prompts)):
         raw = out.response_ids(i, strip_slack=False)
         tokens = [t for t in raw if t != facts.slack_id]
-        rows.append(Decode(texts[i].strip(), tokens, sum(t == facts.slack_id for t in raw) if facts.slack_id is not None
-                           else 0, bool(out.displacements[i])))
+        slack = sum(t == facts.slack_id for t in raw) if facts.slack_id is not None else 0
+        rows.append(Decode(texts[i].strip(), tokens, slack, bool(out.displacements[i])))
     return rows, out
+
+
+def _decodes(model, tokenizer, facts, messages: list[list[dict]], shifts: list[int | None], sampler: dict,
+             trace: bool = False):
+    prompts = [tokenizer.apply_chat_template(m, add_generation_prompt=True, tokenize=True, return_dict=False)
+               for m in messages]
+    return decode_rows(model, tokenizer, facts, prompts, shifts, sampler, trace)
 
 
 def check(models: dict[str, tuple], prompts: Sequence[EvalPrompt], sampler: dict, max_shifts: int = 24,
@@ -143,13 +161,24 @@ def summarise(results: Sequence[PromptResult], baseline: str, candidate: str) ->
     return out
 
 
+def intact(result: PromptResult, shift: ShiftResult, name: str) -> bool:
+    """Whether `name`'s shifted answer is right: equal to the reference answer, or where there is
+    none (a free prompt in the app), to its own clean answer."""
+    want = result.answer if result.answer is not None else result.clean[name].text
+    return shift.runs[name].text == want
+
+
+def rank_shifts(result: PromptResult, baseline: str, candidate: str) -> list[ShiftResult]:
+    """Shifts applied in both models, most revealing first: baseline broken and candidate intact,
+    then the baseline's token edit distance from its clean answer (the app's ranking)."""
+    applied = [s for s in result.shifts if s.runs[baseline].applied and s.runs[candidate].applied]
+    return sorted(applied, key=lambda s: (not intact(result, s, baseline), intact(result, s, candidate),
+                                          edit_distance(s.runs[baseline].tokens, result.clean[baseline].tokens)),
+                  reverse=True)
+
+
 def best_shift(result: PromptResult, baseline: str, candidate: str) -> ShiftResult | None:
-    """The most revealing shift of one prompt: baseline broken and candidate right, then the
-    baseline's edit distance from its clean answer (the app's ranking)."""
-    ranked = sorted((s for s in result.shifts if s.runs[baseline].applied and s.runs[candidate].applied),
-                    key=lambda s: (s.runs[baseline].text != result.answer, s.runs[candidate].text == result.answer,
-                                   edit_distance(s.runs[baseline].tokens, result.clean[baseline].tokens)),
-                    reverse=True)
+    ranked = rank_shifts(result, baseline, candidate)
     return ranked[0] if ranked else None
 
 
