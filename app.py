@@ -56,7 +56,8 @@ PRESET_PAIRS = [
     ("What number is five hundred ten?", "510"),
     ("92 - 90 =", "2"),
     ("How many items are in this list: yard frog key boat?", "4"),
-    ("Tell me a story about Tom the cat.", None),
+    ("What is the meaning of the noun letter?", None),
+    ("What is an operating system?", None),
 ]
 PRESETS = [p for p, _ in PRESET_PAIRS]
 PRESET_ANSWERS = {p: a for p, a in PRESET_PAIRS if a is not None}
@@ -406,7 +407,8 @@ def build_app(models: dict[str, LoadedModel], max_prompt_chars: int = MAX_PROMPT
         out = {}
         lm, clean = models[panel.name], state["clean"].get(panel.name)
         if clean is not None:
-            out[panel.canvas] = viewer.canvas_html(clean, step, lm.token_text, caption=f"after step {step}")
+            out[panel.canvas] = viewer.canvas_html(clean, step, lm.token_text, caption=f"after step {step}",
+                                                   shiftable=viewer.shiftable_at(clean, step))
         shifted = state.get("shifted", {}).get(panel.name)
         if shifted is not None and clean is not None:
             diff = viewer.differing_positions(clean.canvas_at(step), shifted.canvas_at(step))
@@ -460,7 +462,8 @@ def build_app(models: dict[str, LoadedModel], max_prompt_chars: int = MAX_PROMPT
                 strength = gr.Slider(0, 0.25, value=0.05, step=0.01, label="random strength r")
                 shift_btn = gr.Button("Re-run with the shift", variant="primary")
             with gr.Row():
-                find_btn = gr.Button("Find a revealing shift", variant="primary", elem_id="find-shift", scale=0)
+                find_btn = gr.Button("Find a revealing shift", variant="primary", elem_id="find-shift", scale=0,
+                                     min_width=240)
                 candidates = gr.Radio([], label="other shifts found (click to apply)", visible=False,
                                       elem_id="shift-candidates", scale=3)
             shift_status = gr.Markdown("", elem_id="shift-status")
@@ -646,15 +649,29 @@ def build_app(models: dict[str, LoadedModel], max_prompt_chars: int = MAX_PROMPT
         pause_btn.click(lambda: gr.Timer(active=False), None, timer, api_visibility="private")
         speed.change(lambda v: gr.Timer(value=1.0 / max(1, v or 1)), speed, timer, api_visibility="private")
 
-        def pick(evt: gr.EventData, step_v):
-            pos = int(evt._data.get("pos", 0)) if isinstance(evt._data, dict) else 0
-            return {shift_pos: pos, shift_step: int(step_v or 0),
-                    shift_status: f"picked position {pos} after step {int(step_v or 0)}: "
-                                  "press **Re-run with the shift**"}
+        def pick(evt: gr.EventData, step_v, state_v, direction_v, name):
+            data = evt._data if isinstance(evt._data, dict) else {}
+            try:
+                pos, step_i = as_int(data.get("pos"), "position"), as_int(step_v or 0, "step")
+            except UserError as err:
+                return {shift_status: f"⚠ {err}"}
+            trace = (state_v or {}).get("clean", {}).get(name)
+            d = 1 if str(direction_v).startswith("right") else -1
+            why = viewer.why_not_shiftable(trace, step_i, pos, d) if trace is not None else None
+            if why:
+                return {shift_status: f"⚠ {why}. The outlined ⇢ tokens can move."}
+            return {shift_pos: pos, shift_step: step_i,
+                    shift_status: f"picked position {pos} after step {step_i}: press **Re-run with the shift**"}
+
+        def picker(name):
+            def on_click(evt: gr.EventData, step_v, state_v, direction_v):
+                return pick(evt, step_v, state_v, direction_v, name)
+            return on_click
 
         for p in panels:
             for comp in (p.canvas, p.shifted_canvas):
-                comp.click(pick, [step_slider], [shift_pos, shift_step, shift_status], api_visibility="private")
+                comp.click(picker(p.name), [step_slider, state, direction], [shift_pos, shift_step, shift_status],
+                           api_visibility="private")
 
         # ---- shift injection
         def rerun_with(interventions, what, slider_v, state_v, extra=None):

@@ -24,13 +24,14 @@ from typing import Callable, Sequence
 import torch
 
 from .ctc import COLLAPSE_MAPS, min_alignment_length, slack_ctc_loss
+from .interventions import shiftable_positions
 from .robustness import edit_distance
 from .trace import Trace, clean_response
 
 TokenText = Callable[[int], str]
 
 # Okabe-Ito colours: distinguishable under the common colour-vision deficiencies.
-BLUE, ORANGE, VERMILLION, PURPLE, GREY = "#0072B2", "#E69F00", "#D55E00", "#CC79A7", "#8a8a8a"
+BLUE, ORANGE, VERMILLION, PURPLE, GREY, GREEN = "#0072B2", "#E69F00", "#D55E00", "#CC79A7", "#8a8a8a", "#009E73"
 
 MASKED, NEW, EARLIER, SLACK, EOS = "masked", "new", "earlier", "slack", "eos"
 MASK_GLYPH, SLACK_GLYPH, EOS_GLYPH = "░", "‹slack›", "EOS"
@@ -50,6 +51,8 @@ CANVAS_CSS = f"""
 .mv-differs {{ box-shadow: inset 0 -3px 0 {PURPLE}; }}
 .mv-differs::after {{ content: "≠"; font-size: 9px; vertical-align: super; color: {PURPLE}; }}
 .mv-picked {{ outline: 2px solid #000; }}
+.mv-shiftable {{ outline: 2px dashed {GREEN}; outline-offset: 1px; }}
+.mv-shiftable::before {{ content: "⇢"; font-size: 9px; vertical-align: super; color: {GREEN}; }}
 .mv-legend {{ font-family: system-ui, sans-serif; font-size: 12px; color: #333; }}
 .mv-legend .mv-tok {{ cursor: default; }}
 """
@@ -184,7 +187,7 @@ def hover_text(pos: int, step: int, info: PositionInfo, token_text: TokenText) -
 
 
 def token_span(pos: int, step: int, info: PositionInfo, token_text: TokenText, differs: bool = False,
-               picked: bool = False, hover: bool = True) -> str:
+               picked: bool = False, hover: bool = True, shiftable: bool = False) -> str:
     classes = ["mv-tok", f"mv-{info.state}"]
     style = ""
     if info.fresh and info.state != NEW:  # a fresh <slack>/EOS: its own style, plus the "this step" cue
@@ -197,6 +200,8 @@ def token_span(pos: int, step: int, info: PositionInfo, token_text: TokenText, d
         classes.append("mv-differs")
     if picked:
         classes.append("mv-picked")
+    if shiftable:
+        classes.append("mv-shiftable")
     style_attr = f' style="{style}"' if style else ""
     title = ""
     if hover:
@@ -207,16 +212,58 @@ def token_span(pos: int, step: int, info: PositionInfo, token_text: TokenText, d
 
 
 def canvas_html(trace: Trace, step: int, token_text: TokenText, *, differs: Sequence[int] = (),
-                caption: str | None = None, picked: int | None = None, hover: bool = True) -> str:
+                caption: str | None = None, picked: int | None = None, hover: bool = True,
+                shiftable: Sequence[int] = ()) -> str:
     """The canvas after `step` as HTML (spans with data-pos; classes styled by CANVAS_CSS).
-    hover=False leaves out the tooltips: a third of the size, for frames streamed while decoding."""
+    hover=False leaves out the tooltips: a third of the size, for frames streamed while decoding.
+    `shiftable` positions are outlined (and marked ⇢): tokens a shift may move at this step."""
     step = min(step, len(trace.steps) - 1)
     infos = positions_at(trace, step)
-    diff = set(differs)
-    spans = "".join(token_span(p, step, info, token_text, p in diff, p == picked, hover)
+    diff, movable = set(differs), set(shiftable)
+    spans = "".join(token_span(p, step, info, token_text, p in diff, p == picked, hover, p in movable)
                     for p, info in enumerate(infos))
     head = f'<div class="mv-caption">{html.escape(caption)}</div>' if caption else ""
     return f'<div class="mv-canvas" data-step="{step}">{head}{spans}</div>'
+
+
+def block_end(trace: Trace, step: int) -> int:
+    """End (exclusive) of the block that `step` decodes, in response positions."""
+    blocks = max(1, trace.gen_length // trace.block_length)
+    per_block = max(1, trace.steps_total // blocks)
+    return min((step // per_block + 1) * trace.block_length, trace.gen_length)
+
+
+def shiftable_at(trace: Trace, step: int, direction: int = 1) -> list[int]:
+    """Content tokens a shift in `direction` can move right after `step` (EOS padding and <slack>
+    are left out: moving them changes no text)."""
+    step = min(step, len(trace.steps) - 1)
+    if step < 0 or step >= trace.steps_total - 1:
+        return []  # after the last step nothing is masked
+    skip = (trace.eos_id, trace.slack_id)
+    return shiftable_positions(trace.steps[step].canvas, trace.mask_id, block_end(trace, step), direction, skip)
+
+
+def why_not_shiftable(trace: Trace, step: int, position: int, direction: int = 1) -> str | None:
+    """None if the token at `position` can move by `direction` after `step`; else why not, in words."""
+    step = min(step, len(trace.steps) - 1)
+    canvas, hi = trace.steps[step].canvas, block_end(trace, step)
+    side = "right" if direction > 0 else "left"
+    if not 0 <= position < len(canvas):
+        return f"position {position} is outside the answer (0..{len(canvas) - 1})"
+    if step >= trace.steps_total - 1:
+        return "after the last step every position is committed: pick an earlier step"
+    tok = canvas[position]
+    if tok == trace.mask_id:
+        return f"position {position} is still masked after step {step}: only a committed token can move"
+    if tok in (trace.eos_id, trace.slack_id):
+        return f"position {position} holds {'EOS padding' if tok == trace.eos_id else '<slack>'}: moving it changes no text"
+    target = position + direction
+    if not 0 <= target < hi:
+        return f"position {position} is at the edge of the block being decoded: there is no place to its {side}"
+    if canvas[target] != trace.mask_id:
+        return (f"the place to the {side} of position {position} is already committed after step {step}: a shift "
+                "needs a masked neighbour")
+    return None
 
 
 def legend_html() -> str:
@@ -227,7 +274,8 @@ def legend_html() -> str:
              ("mv-slack", SLACK_GLYPH, "slack (CTC filler, stripped from the answer)"),
              ("mv-eos", EOS_GLYPH, "end of text / padding"),
              ("mv-earlier mv-moved", "→tok", "moved by a shift (arrow = direction)"),
-             ("mv-earlier mv-differs", "tok", "differs from the run without the shift")]
+             ("mv-earlier mv-differs", "tok", "differs from the run without the shift"),
+             ("mv-earlier mv-shiftable", "tok", "can move one place right at the step shown (click it)")]
     cells = " ".join(f'<span class="mv-tok {cls}" style="{confidence_shade(0.9) if "mv-new" in cls else ""}">'
                      f"{html.escape(glyph)}</span> {html.escape(label)} &nbsp;" for cls, glyph, label in items)
     return f'<div class="mv-legend">{cells}</div>'

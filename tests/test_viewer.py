@@ -144,3 +144,30 @@ def test_app_figures_draw_the_numbers_they_are_given():
     assert list(per_position.y) == pytest.approx(losses.ce_per_position)
     assert list(totals.x) == ["CE (sum)", "CTC (slack)", "CTC (standard)"]
     assert totals.y[1] == pytest.approx(losses.ctc["slack"])
+
+
+def test_shiftable_tokens_are_marked_and_the_others_explained():
+    from mdlm_viz.trace import Step, Trace
+    from mdlm_viz import viewer as vw
+
+    M, E = 9, 1
+    tr = Trace(prompt=[0], gen_length=6, steps_total=6, block_length=3, mask_id=M, settings={}, eos_id=E)
+    canvases = ([4, M, M, M, M, M], [4, M, 5, M, M, M], [4, 6, 5, M, M, M], [4, 6, 5, E, M, M],
+                [4, 6, 5, E, 7, M], [4, 6, 5, E, 7, 8])
+    for i, c in enumerate(canvases):
+        tr.steps.append(Step(index=i, block=i // 3, canvas=list(c), positions=[], tokens=[], confidences=[]))
+    assert vw.shiftable_at(tr, 0) == [0]
+    assert vw.shiftable_at(tr, 1) == [0]  # 5 sits at the block's edge
+    assert vw.shiftable_at(tr, 2) == []  # the block is full
+    assert vw.shiftable_at(tr, 3) == []  # EOS moves no text
+    assert vw.shiftable_at(tr, 4) == [4]
+    assert vw.shiftable_at(tr, 5) == []  # after the last step
+    html_ = vw.canvas_html(tr, 0, str, shiftable=vw.shiftable_at(tr, 0))
+    assert html_.count("mv-shiftable") == 1 and 'mv-shiftable" data-pos="0"' in html_
+    assert vw.why_not_shiftable(tr, 0, 0) is None
+    assert "still masked" in vw.why_not_shiftable(tr, 0, 1)
+    assert "edge of the block" in vw.why_not_shiftable(tr, 1, 2)
+    assert "already committed" in vw.why_not_shiftable(tr, 2, 0)
+    assert "EOS padding" in vw.why_not_shiftable(tr, 4, 3)
+    assert "last step" in vw.why_not_shiftable(tr, 5, 4)
+    assert "outside the answer" in vw.why_not_shiftable(tr, 0, 9)

@@ -157,6 +157,9 @@ def add_pretrain_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--mlp", type=int, default=688, help="MLP hidden size")
+    p.add_argument("--tie-embeddings", action="store_true",
+                   help="share the input embedding and the output head (fewer parameters; copying a prompt token "
+                        "then needs no separate output row to be learned)")
     p.add_argument("--objective", choices=("ce", "ctc"), default="ce",
                    help="ctc: also apply the slack/CTC term during pre-training (same code as SFT)")
     p.add_argument("--lam", type=float, default=0.1, help="weight of the CTC term")
@@ -177,7 +180,7 @@ def run_pretrain(args) -> int:
     ids.pop("slack_token_id", None)  # set only by CTC training: it tells the sampler to decode slack
     config = LLaDAConfig.small(vocab_size=len(tokenizer), d_model=args.d_model, n_layers=args.layers,
                                n_heads=args.heads, n_kv_heads=args.heads, mlp_hidden_size=args.mlp,
-                               max_sequence_length=max(512, args.seq_len), **ids)
+                               max_sequence_length=max(512, args.seq_len), weight_tying=args.tie_embeddings, **ids)
     slack_id = None
     if args.objective == "ctc":
         if SLACK not in tokenizer.get_vocab():
@@ -217,7 +220,8 @@ def add_sft_arguments(p: argparse.ArgumentParser) -> None:
                    "hf:owner/name[:split] for a Hugging Face dataset in chat format")
     p.add_argument("--generate", nargs="*", default=None, metavar="FAMILY",
                    help="train on freshly generated tasks instead of --data (all families when none are named; "
-                        "a new example for every sequence, held-out keys never drawn)")
+                        "repeat a family to give it more turns; a new example for every sequence, held-out keys "
+                        "never drawn)")
     p.add_argument("--generate-seed", type=int, default=0, help="seed of the --generate stream")
     p.add_argument("--objective", choices=("ce", "ctc"), default="ce")
     p.add_argument("--lam", type=float, default=0.1, help="weight of the CTC term")

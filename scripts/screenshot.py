@@ -1,0 +1,99 @@
+"""Screenshots of the app as a visitor sees it, in headless Debian Chromium (Playwright).
+
+Starts `python app.py` on a free loopback port with the given checkpoints (default: the embedded
+ones), picks a preset, presses Decode, then "Find a revealing shift", and saves full-page PNGs at
+desktop and phone widths. `--readme` also writes the small picture the README shows.
+
+    python scripts/screenshot.py [--models base=assets/base ce=assets/ce ctc=assets/ctc] [--out /tmp/app_screens]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+WIDTHS = {"desktop": (1440, 1000), "phone": (390, 844)}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve(models: list[str], port: int) -> subprocess.Popen:
+    cmd = [sys.executable, str(ROOT / "app.py"), "--port", str(port), "--threads", "1"]
+    if models:
+        cmd += ["--models", *models]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
+            return proc
+        except OSError:
+            if proc.poll() is not None:
+                raise SystemExit("the app exited before serving; run `python app.py` to see why")
+            time.sleep(0.5)
+    proc.kill()
+    raise SystemExit("the app did not serve within 120 s")
+
+
+def shoot(url: str, out: Path, preset: str | None, readme: Path | None) -> list[Path]:
+    from playwright.sync_api import sync_playwright
+
+    exe = shutil.which("chromium") or "/usr/bin/chromium"
+    saved = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=exe, headless=True, args=["--no-sandbox", "--disable-gpu"])
+        for label, (w, h) in WIDTHS.items():
+            page = browser.new_page(viewport={"width": w, "height": h})
+            page.goto(url)
+            page.wait_for_selector("#find-shift")
+            if preset:
+                page.locator("textarea").first.fill(preset)
+            page.get_by_role("button", name="Decode").click()
+            page.wait_for_function("document.querySelector('#status').innerText.startsWith('done')", timeout=120_000)
+            page.locator("#find-shift").click()
+            page.wait_for_function("/^(found|no shift|the clean answer|⚠)/.test("
+                                   "document.querySelector('#shift-status').innerText.trim())", timeout=180_000)
+            page.wait_for_timeout(1500)
+            path = out / f"app_{label}.png"
+            page.screenshot(path=str(path), full_page=True)
+            saved.append(path)
+            if readme is not None and label == "desktop":
+                page.screenshot(path=str(readme), clip={"x": 0, "y": 0, "width": w, "height": 1400})
+            page.close()
+        browser.close()
+    return saved
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", nargs="*", default=[], metavar="NAME=PATH")
+    p.add_argument("--out", default="/tmp/app_screens")
+    p.add_argument("--preset", default=None, help="prompt typed before Decode (default: the page's own)")
+    p.add_argument("--readme", action="store_true", help="also write docs/app.png (the README's picture)")
+    a = p.parse_args()
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    proc = serve(a.models, port)
+    try:
+        for path in shoot(f"http://127.0.0.1:{port}/", out, a.preset, ROOT / "docs" / "app.png" if a.readme else None):
+            print(path)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
