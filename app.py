@@ -469,7 +469,7 @@ def build_app(models: dict[str, LoadedModel], max_prompt_chars: int = MAX_PROMPT
             shift_status = gr.Markdown("", elem_id="shift-status")
 
         panels: list[Panel] = []
-        with gr.Row(equal_height=False):
+        with gr.Row(equal_height=False, elem_id="panels"):
             for name in names:
                 with gr.Column(min_width=280):
                     gr.Markdown(f"### {name}\n<small>{models[name].describe()}</small>")
@@ -595,7 +595,7 @@ def build_app(models: dict[str, LoadedModel], max_prompt_chars: int = MAX_PROMPT
                 final.update(render_step(panel, new_state, settings.steps - 1))
                 final[panel.answer] = viewer.response_text(tr, lm.decode)
                 final[panel.raw] = viewer.raw_canvas_text(tr, lm.token_text)
-                final[panel.heatmap] = heatmap(lm, tr, f"{n}: when each position was committed")
+                final[panel.heatmap] = heatmap(lm, tr, f"{n}: commit step")
             done = ", ".join(f"**{n}**: {len(tr.steps)} steps" for n, tr in traces.items())
             final[status] = f"done. {done} {problems_of(errors)}".strip()
             final[state] = new_state

@@ -46,6 +46,16 @@ def serve(models: list[str], port: int) -> subprocess.Popen:
     raise SystemExit("the app did not serve within 120 s")
 
 
+def small(path: Path, width: int = 1100) -> None:
+    """Shrink a PNG for the README: narrower, 128-colour palette (tens of KB, not hundreds)."""
+    from PIL import Image
+
+    im = Image.open(path)
+    if im.width > width:
+        im = im.resize((width, round(im.height * width / im.width)), Image.LANCZOS)
+    im.convert("P", palette=Image.ADAPTIVE, colors=128).save(path, optimize=True)
+
+
 def shoot(url: str, out: Path, preset: str | None, readme: Path | None) -> list[Path]:
     from playwright.sync_api import sync_playwright
 
@@ -69,7 +79,8 @@ def shoot(url: str, out: Path, preset: str | None, readme: Path | None) -> list[
             page.screenshot(path=str(path), full_page=True)
             saved.append(path)
             if readme is not None and label == "desktop":
-                page.screenshot(path=str(readme), clip={"x": 0, "y": 0, "width": w, "height": 1400})
+                page.locator("#panels").screenshot(path=str(readme))
+                small(readme)
             page.close()
         browser.close()
     return saved
