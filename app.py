@@ -373,6 +373,19 @@ element.addEventListener('click', (e) => {
 });
 """
 
+# Left / right arrow keys step the replay (not while typing in a field).
+KEYS_JS = """
+() => {
+  document.addEventListener('keydown', (e) => {
+    const t = e.target, typing = t && (t.tagName === 'INPUT' || t.tagName === 'TEXTAREA' || t.isContentEditable);
+    if (typing || e.altKey || e.ctrlKey || e.metaKey) return;
+    const id = e.key === 'ArrowRight' ? 'step-next' : e.key === 'ArrowLeft' ? 'step-prev' : null;
+    const btn = id && document.getElementById(id);
+    if (btn) { e.preventDefault(); btn.click(); }
+  });
+}
+"""
+
 PAGE_CSS = viewer.CANVAS_CSS + """
 .mv-error { color: #8b2500; font-family: system-ui, sans-serif; }
 """
@@ -435,16 +448,17 @@ def build_app(models: dict[str, LoadedModel], max_prompt_chars: int = MAX_PROMPT
                 seed = gr.Number(0, label="seed", precision=0)
             with gr.Row():
                 remasking = gr.Dropdown(list(REMASKING), value="low_confidence", label="remasking")
-                temperature = gr.Slider(0, 2, value=0, step=0.05, label="temperature")
-                cfg_scale = gr.Slider(0, 4, value=0, step=0.1, label="CFG scale")
-                slack_bias = gr.Slider(0, 4, value=0, step=0.5, label="slack bias (CTC models)",
+                temperature = gr.Slider(*LIMITS["temperature"], value=0, step=0.05, label="temperature")
+                cfg_scale = gr.Slider(*LIMITS["cfg_scale"], value=0, step=0.1, label="CFG scale")
+                slack_bias = gr.Slider(*LIMITS["slack_bias"], value=0, step=0.5, label="slack bias (CTC models)",
                                        info="lowers <slack>'s logit: 0 decodes as in the paper, higher commits "
                                             "fewer <slack> where the model is unsure of the content")
         status = gr.Markdown("Pick a prompt and press **Decode**.", elem_id="status")
         with gr.Row():
             play_btn = gr.Button("▶ Play", scale=0, min_width=80)
             pause_btn = gr.Button("Pause", scale=0, min_width=80)
-            next_btn = gr.Button("Step +1", scale=0, min_width=80)
+            prev_btn = gr.Button("Step −1", scale=0, min_width=80, elem_id="step-prev")
+            next_btn = gr.Button("Step +1", scale=0, min_width=80, elem_id="step-next")
             speed = gr.Slider(1, 20, value=4, step=1, label="steps / second", scale=1)
             step_slider = gr.Slider(0, max(defaults["steps"] - 1, 1), value=0, step=1, label="step", scale=4,
                                     elem_id="step-slider")
@@ -637,6 +651,14 @@ def build_app(models: dict[str, LoadedModel], max_prompt_chars: int = MAX_PROMPT
         tick_outputs = canvas_outputs + [step_slider, timer]
         timer.tick(advance, [step_slider, state], tick_outputs, api_visibility="private", trigger_mode="always_last")
         next_btn.click(advance, [step_slider, state], tick_outputs, api_visibility="private")
+
+        def back(step_v, state_v):
+            if not state_v:
+                return {status: "run a prompt first"}
+            prev = max(0, int(step_v or 0) - 1)
+            return {**show_step(prev, state_v), step_slider: prev, timer: gr.Timer(active=False)}
+
+        prev_btn.click(back, [step_slider, state], tick_outputs, api_visibility="private")
 
         def play(step_v, state_v, speed_v):
             out = {timer: gr.Timer(value=1.0 / max(1, speed_v or 1), active=True)}
@@ -919,7 +941,7 @@ def main(argv=None):
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     demo = build_app(models, max_prompt_chars=args.max_prompt_chars)
     demo.queue(default_concurrency_limit=args.concurrency, max_size=64)
-    demo.launch(server_name=args.host, server_port=args.port, share=args.share, css=PAGE_CSS, ssr_mode=False,
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, css=PAGE_CSS, js=KEYS_JS, ssr_mode=False,
                 mcp_server=False, enable_monitoring=False, run_history=False, show_error=False)
 
 

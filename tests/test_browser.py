@@ -87,6 +87,12 @@ def test_run_scrub_shift_and_figures_in_a_browser(page, app_url, tmp_path):
     assert pos is not None, "no shiftable token in the first steps"
     assert canvas_states(page, "#canvas-base").count("masked") > 0
 
+    # Tokens a shift can move are outlined; a masked one explains why it cannot, in the status line.
+    assert "mv-shiftable" in page.locator(f'#canvas-base [data-pos="{pos}"]').get_attribute("class")
+    page.locator(f'#canvas-base [data-pos="{pos + 1}"]').click()
+    page.wait_for_function("document.querySelector('#shift-status')?.innerText.includes('still masked')",
+                           timeout=10_000)
+
     # Clicking a token picks it for the shift.
     page.locator(f'#canvas-base [data-pos="{pos}"]').click()
     page.wait_for_function(f"document.querySelector('#shift-pos input').value == '{pos}'", timeout=10_000)
@@ -98,9 +104,22 @@ def test_run_scrub_shift_and_figures_in_a_browser(page, app_url, tmp_path):
     assert "mv-moved" in moved.get_attribute("class") and moved.inner_text().startswith("→")
     page.wait_for_selector("#sheatmap-base .js-plotly-plot", timeout=15_000)
 
-    # Playback from the recorded traces: Play runs to the last step.
+    # Playback from the recorded traces: Play runs to the last step; the arrow keys step it.
     page.get_by_role("button", name="▶ Play").click()
     page.wait_for_selector('#canvas-base .mv-canvas[data-step="7"]', timeout=15_000)
+    page.locator("h1").first.click()  # focus off any field
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_selector('#canvas-base .mv-canvas[data-step="6"]', timeout=10_000)
+    page.keyboard.press("ArrowRight")
+    page.wait_for_selector('#canvas-base .mv-canvas[data-step="7"]', timeout=10_000)
+
+    # One click finds a shift for the CE and CTC models and shows both answers with it.
+    page.get_by_role("button", name="Find a revealing shift").click()
+    page.wait_for_function("/^(found|no shift|the clean answer)/.test("
+                           "document.querySelector('#shift-status')?.innerText.trim())", timeout=60_000)
+    for name in ("ce", "ctc"):
+        assert page.locator(f"#answer-{name} textarea").input_value() is not None
+        page.wait_for_selector(f"#shifted-answer-{name} textarea", timeout=10_000)
 
     SCREENS.mkdir(parents=True, exist_ok=True)
 
