@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 
 from .configuration_llada import LLaDAConfig
 from .modeling_llada import LLaDAModelLM
@@ -133,8 +134,17 @@ def load_checkpoint(
             llm_int8_skip_modules=["transformer.ff_out"],
         )
         kwargs["device_map"] = {"": device.index or 0}
-    config = LLaDAConfig.from_pretrained(weights_dir)
-    model = LLaDAModelLM.from_pretrained(weights_dir, config=config, **kwargs)
+    try:
+        config = LLaDAConfig.from_pretrained(weights_dir)
+    except (OSError, ValueError) as err:  # missing or unparsable config.json
+        raise ValueError(f"{weights_dir}/config.json could not be read ({err}); is {weights_dir} a checkpoint "
+                         "directory (save_pretrained)?") from err
+    try:
+        model = LLaDAModelLM.from_pretrained(weights_dir, config=config, **kwargs)
+    except (SafetensorError, OSError, RuntimeError) as err:  # truncated or corrupted weights: name the file
+        files = sorted(p.name for p in weights_dir.glob("*.safetensors")) or ["model.safetensors"]
+        raise ValueError(f"the weights in {weights_dir} ({', '.join(files)}) could not be read: {err}. The file is "
+                         "probably truncated or corrupted: export or download the checkpoint again") from err
     tokenizer = _load_tokenizer(directory if _has_tokenizer(directory) else weights_dir)
     if adapter:
         from peft import PeftModel

@@ -50,18 +50,29 @@ def read_jsonl(path: str | Path) -> list[dict]:
         raise DataError(f"{path}: no such file; build a corpus with `python -m train corpus --out DIR` "
                         "or pass JSONL files with 'messages' or 'prompt'/'response' records")
     records = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(f"{path}:{n}: not valid JSON ({err.msg}); fix or remove the line") from err
-            if not isinstance(rec, dict):
-                raise DataError(f"{path}:{n}: expected a JSON object, got {type(rec).__name__}")
-            rec["_where"] = f"{path}:{n}"
-            records.append(rec)
+    with open(path, "rb") as f:
+        raw_lines = f.read().split(b"\n")
+    for n, raw in enumerate(raw_lines, 1):
+        if b"\x00" in raw:
+            raise DataError(f"{path}:{n}: holds NUL bytes, so it looks like a binary file, not JSONL (one JSON "
+                            "object per line)")
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise DataError(f"{path}:{n}: not UTF-8 text (byte {raw[err.start]:#04x}); is it a binary file? JSONL "
+                            "has one JSON object per line") from None
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataError(f"{path}:{n}: not valid JSON ({err.msg}); fix or remove the line") from err
+        if not isinstance(rec, dict):
+            raise DataError(f"{path}:{n}: expected a JSON object, got {type(rec).__name__}")
+        rec["_where"] = f"{path}:{n}"
+        records.append(rec)
+    if not records:
+        raise DataError(f"{path}: no records (the file is empty); JSONL has one JSON object per line")
     return records
 
 

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import torch
 
+from .trainer import last_complete_checkpoint
+
 SFT_MODELS = ("ce", "ctc", "ctc-standard")
 
 
@@ -168,7 +170,7 @@ def run(args) -> int:
           ["corpus", "--out", str(corpus), *recipe.corpus, *(["--offline"] if args.offline else [])])
     stage("tokenizer", (tok / "tokenizer.json").is_file(),
           ["tokenizer", "--corpus", str(corpus), "--out", str(tok), *recipe.tokenizer])
-    resume = lambda d: ["--resume"] if d.is_dir() else []  # noqa: E731
+    resume = lambda d: ["--resume"] if last_complete_checkpoint(d) else []  # noqa: E731
     pre = out / "pretrain"
     stage("pretrain", _complete(pre), ["pretrain", "--tokenizer", str(tok), "--data", str(corpus / "pretrain.jsonl"),
                                       "--heldout", str(corpus / "pretrain_heldout.jsonl"), "--out", str(pre),

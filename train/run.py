@@ -49,6 +49,22 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
                    "steps; the best checkpoint by held-out loss is saved as OUT/best")
 
 
+def check_common(args) -> None:
+    """Refuse settings the Trainer would take and then fail on (or silently misuse)."""
+    import math
+
+    for name in ("steps", "batch_size", "grad_accum", "log_every", "save_every"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if not (math.isfinite(args.lr) and args.lr > 0):
+        raise ValueError(f"--lr must be a positive number, got {args.lr}")
+    if args.warmup < 0:
+        raise ValueError(f"--warmup must be 0 or more, got {args.warmup}")
+    if args.resume and last_complete_checkpoint(args.out) is None:
+        raise ValueError(f"--resume: no complete checkpoint in {args.out} to resume from; drop --resume to start "
+                         "a new run there")
+
+
 def training_arguments(args, has_eval: bool = False) -> TrainingArguments:
     evaluation = dict(eval_strategy="steps", eval_steps=args.save_every, metric_for_best_model="eval_loss",
                       greater_is_better=False, per_device_eval_batch_size=args.batch_size) if has_eval else {}
@@ -72,7 +88,7 @@ def _train(trainer, args, model, tokenizer, meta: dict) -> int:
         trainer.add_callback(StopAfter(stop))
     if args.resume:
         resume = last_complete_checkpoint(args.out)
-        print(f"resuming from {resume}" if resume else f"no complete checkpoint in {args.out}: starting afresh")
+        print(f"resuming from {resume}")
         _truncate_metrics(Path(args.out) / "metrics.jsonl", int(resume.name.split("-")[-1]) if resume else 0)
         trainer.wall_time_before = wall_time_of(resume)
     if resume is not None and stop is not None and int(resume.name.split("-")[-1]) >= stop:
@@ -172,6 +188,7 @@ def add_pretrain_arguments(p: argparse.ArgumentParser) -> None:
 def run_pretrain(args) -> int:
     from transformers import AutoTokenizer
 
+    check_common(args)
     if not Path(args.tokenizer).is_dir():
         raise SystemExit(f"--tokenizer {args.tokenizer}: no such directory; make one with `python -m train tokenizer`")
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
@@ -263,6 +280,7 @@ def wrap_lora(model, args, slack_id: int | None):
 
 
 def run_sft(args) -> int:
+    check_common(args)
     if args.load_in_4bit and not args.lora:
         raise SystemExit("--load-in-4bit trains LoRA adapters on a frozen 4-bit base: add --lora")
     device = "cuda" if torch.cuda.is_available() else "cpu"
