@@ -313,8 +313,8 @@ def find_revealing(models: dict[str, LoadedModel], state: dict | None, answers: 
     base, cand = finder_roles(list(state["clean"]), models)
     settings = DecodeSettings(**state["settings"])
     answer = answers.get(state["prompt"])
-    clean_ce = reveal.Decode(viewer.response_text(state["clean"][base], models[base].decode), [], 0, False)
-    n = len(clean_ce.text) and len(models[base].tokenizer(clean_ce.text, add_special_tokens=False)["input_ids"])
+    text = viewer.response_text(state["clean"][base], models[base].decode)
+    n = len(models[base].tokenizer(text, add_special_tokens=False)["input_ids"]) if text else 0
     positions = list(range(min(n, MAX_FINDER_SHIFTS, settings.gen_length)))
     if not positions:
         raise UserError(f"{base}'s answer is empty: there is no token to shift")

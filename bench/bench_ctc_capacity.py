@@ -27,16 +27,22 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 NOISE, GEN = 5, 16
-ITEMS = MASK = EOS = SEP = BOS = SLACK = VOCAB = 0  # set by use_symbols
+ITEMS = MASK = EOS = SEP = BOS = SLACK = VOCAB = SPACE = 0  # set by use_symbols
+FRAME: list[int] = []
+SPACED = False
 
 
-def use_symbols(n: int) -> None:
-    """n copyable symbols, then the noise symbols and the special ids (--symbols: how much harder
-    copying gets as the number of distinct tokens grows)."""
-    global ITEMS, MASK, EOS, SEP, BOS, SLACK, VOCAB
-    ITEMS = n
+def use_symbols(n: int, spaced: bool = False, frame: int = 0) -> None:
+    """n copyable symbols, then the noise symbols and the special ids. --symbols: how much harder
+    copying gets as the number of distinct tokens grows; --spaced puts a separator token between
+    items (as the corpus's `1 2 3` has a space token between digits); --frame N adds N fixed
+    tokens between the prompt and the answer (as a chat template's headers do)."""
+    global ITEMS, MASK, EOS, SEP, BOS, SLACK, VOCAB, SPACE, FRAME, SPACED
+    ITEMS, SPACED = n, spaced
     MASK, EOS, SEP, BOS, SLACK = (n + NOISE + i for i in range(5))
-    VOCAB = n + NOISE + 5
+    SPACE = n + NOISE + 5  # used only when spaced: the defaults keep the original vocabulary
+    FRAME = [n + NOISE + 5 + spaced + i for i in range(frame)]
+    VOCAB = n + NOISE + 5 + spaced + frame
 
 
 use_symbols(10)
@@ -46,7 +52,9 @@ STRENGTHS = (0.05, 0.1, 0.2)
 def example(rng: random.Random) -> tuple[list[int], list[int]]:
     prefix = [BOS] + [ITEMS + rng.randrange(NOISE) for _ in range(rng.randint(1, 4))]
     items = [rng.randrange(ITEMS) for _ in range(rng.randint(3, 8))]
-    return prefix + items + [SEP], items + [EOS]
+    if SPACED:
+        items = [t for x in items for t in (x, SPACE)][:-1]
+    return prefix + items + [SEP] + FRAME, items + [EOS]
 
 
 def worker(objective: str, d: int, layers: int, steps: int, lam: float, s_max: float, prompts: int) -> dict:
@@ -145,12 +153,14 @@ def main() -> int:
     p.add_argument("--s-max", type=float, default=0.5)
     p.add_argument("--prompts", type=int, default=300)
     p.add_argument("--symbols", type=int, default=10, help="distinct symbols to copy (default 10, like digits)")
+    p.add_argument("--spaced", action="store_true", help="a separator token between items, prompt and answer")
+    p.add_argument("--frame", type=int, default=0, help="fixed tokens between the prompt and the answer")
     p.add_argument("--objectives", nargs="+", default=["ce", "ctc"], choices=["ce", "ctc"])
     p.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)  # objective d layers: one run, JSON to stdout
     a = p.parse_args()
     if a.symbols < 2:
         p.error("--symbols must be at least 2")
-    use_symbols(a.symbols)
+    use_symbols(a.symbols, a.spaced, a.frame)
     if a.worker:
         objective, d, layers = a.worker[0], int(a.worker[1]), int(a.worker[2])
         print(json.dumps(worker(objective, d, layers, a.steps, a.lam, a.s_max, a.prompts)))
@@ -161,14 +171,14 @@ def main() -> int:
         p.error(f"--sizes takes d_model x layers like 192x4, got {a.sizes}")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # one core each, side by side
     common = ["--steps", str(a.steps), "--lam", str(a.lam), "--s-max", str(a.s_max), "--prompts", str(a.prompts),
-              "--symbols", str(a.symbols)]
+              "--symbols", str(a.symbols), "--frame", str(a.frame), *(["--spaced"] if a.spaced else [])]
     procs = [subprocess.Popen([sys.executable, __file__, "--worker", objective, str(d), str(layers), *common],
                               env=env, stdout=subprocess.PIPE, text=True)
              for d, layers in sizes for objective in a.objectives]
     outputs = [proc.communicate()[0] for proc in procs]
     if any(proc.returncode for proc in procs):
         return 1
-    print(f"{a.steps} steps, {a.symbols} symbols, lambda {a.lam}, s_max {a.s_max}, {a.prompts} prompts, "
+    print(f"{a.steps} steps, {a.symbols} symbols{', spaced' if a.spaced else ''}, frame {a.frame}, lambda {a.lam}, s_max {a.s_max}, {a.prompts} prompts, "
           "shifts: 2 seeds per strength")
     report([json.loads(out.strip().splitlines()[-1]) for out in outputs])
     return 0

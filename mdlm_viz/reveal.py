@@ -126,46 +126,40 @@ def _mean(xs) -> float | None:
     return round(sum(xs) / len(xs), 4) if xs else None
 
 
-def summarise(results: Sequence[PromptResult], baseline: str, candidate: str) -> dict:
-    """The issue's demo-ability figures for a baseline (CE) and a candidate (CTC) model."""
-    both_right = [r for r in results if r.clean[baseline].text == r.answer and r.clean[candidate].text == r.answer]
-
-    def ok(s, r, name):
-        return s.runs[name].text == r.answer
-
-    reveal = [r for r in both_right if any(s.runs[baseline].applied and s.runs[candidate].applied and
-                                           not ok(s, r, baseline) and ok(s, r, candidate) for s in r.shifts)]
-    reverse = [r for r in both_right if any(s.runs[baseline].applied and s.runs[candidate].applied and
-                                            ok(s, r, baseline) and not ok(s, r, candidate) for s in r.shifts)]
-    pairs = [(r, s) for r in both_right for s in r.shifts if s.runs[baseline].applied and s.runs[candidate].applied]
-    breaking = [(r, s) for r, s in pairs if not ok(s, r, baseline)]
-    families = sorted({r.family for r in results})
-    out = {
-        "prompts": len(results),
-        "clean_accuracy": {m: _mean(r.clean[m].text == r.answer for r in results) for m in (baseline, candidate)},
-        "clean_accuracy_by_family": {m: {f: _mean(r.clean[m].text == r.answer for r in results if r.family == f)
-                                         for f in families} for m in (baseline, candidate)},
-        "opportunities_per_decode": {m: _mean(r.opportunities[m] for r in results) for m in (baseline, candidate)},
-        "both_right": len(both_right),
-        "demoable": _mean(r in reveal for r in results),
-        "reverse_case": _mean(r in reverse for r in results),
-        "shifts_on_both_right": len(pairs),
-        "baseline_broken_per_shift": _mean(not ok(s, r, baseline) for r, s in pairs),
-        "candidate_intact_per_shift": _mean(ok(s, r, candidate) for r, s in pairs),
-        "baseline_edit_distance_when_broken": _mean(edit_distance(s.runs[baseline].tokens, r.clean[baseline].tokens)
-                                                    for r, s in breaking),
-        "candidate_slack_added_per_shift": _mean(s.runs[candidate].slack - r.clean[candidate].slack for r, s in pairs),
-        "applied_share": {m: _mean(s.runs[m].applied for r in results for s in r.shifts) for m in (baseline, candidate)},
-        "demoable_by_family": {f: _mean(r in reveal for r in results if r.family == f) for f in families},
-    }
-    return out
-
-
 def intact(result: PromptResult, shift: ShiftResult, name: str) -> bool:
     """Whether `name`'s shifted answer is right: equal to the reference answer, or where there is
     none (a free prompt in the app), to its own clean answer."""
     want = result.answer if result.answer is not None else result.clean[name].text
     return shift.runs[name].text == want
+
+
+def summarise(results: Sequence[PromptResult], baseline: str, candidate: str) -> dict:
+    """The issue's demo-ability figures for a baseline (CE) and a candidate (CTC) model."""
+    both_right = [r for r in results if r.clean[baseline].text == r.answer and r.clean[candidate].text == r.answer]
+    pairs = [(r, s) for r in both_right for s in r.shifts if s.runs[baseline].applied and s.runs[candidate].applied]
+    reveal = {id(r) for r, s in pairs if not intact(r, s, baseline) and intact(r, s, candidate)}
+    reverse = {id(r) for r, s in pairs if intact(r, s, baseline) and not intact(r, s, candidate)}
+    breaking = [(r, s) for r, s in pairs if not intact(r, s, baseline)]
+    families = sorted({r.family for r in results})
+    models = (baseline, candidate)
+    return {
+        "prompts": len(results),
+        "clean_accuracy": {m: _mean(r.clean[m].text == r.answer for r in results) for m in models},
+        "clean_accuracy_by_family": {m: {f: _mean(r.clean[m].text == r.answer for r in results if r.family == f)
+                                         for f in families} for m in models},
+        "opportunities_per_decode": {m: _mean(r.opportunities[m] for r in results) for m in models},
+        "both_right": len(both_right),
+        "demoable": _mean(id(r) in reveal for r in results),
+        "reverse_case": _mean(id(r) in reverse for r in results),
+        "shifts_on_both_right": len(pairs),
+        "baseline_broken_per_shift": _mean(not intact(r, s, baseline) for r, s in pairs),
+        "candidate_intact_per_shift": _mean(intact(r, s, candidate) for r, s in pairs),
+        "baseline_edit_distance_when_broken": _mean(edit_distance(s.runs[baseline].tokens, r.clean[baseline].tokens)
+                                                    for r, s in breaking),
+        "candidate_slack_added_per_shift": _mean(s.runs[candidate].slack - r.clean[candidate].slack for r, s in pairs),
+        "applied_share": {m: _mean(s.runs[m].applied for r in results for s in r.shifts) for m in models},
+        "demoable_by_family": {f: _mean(id(r) in reveal for r in results if r.family == f) for f in families},
+    }
 
 
 def rank_shifts(result: PromptResult, baseline: str, candidate: str) -> list[ShiftResult]:
