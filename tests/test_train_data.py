@@ -256,7 +256,8 @@ def test_digits_are_one_token_each(trained):
     tok, _ = trained
     assert tok.tokenize("1100") == ["1", "1", "0", "0"]
     assert len(tok.encode("1100")) == 4
-    assert len(tok.encode("2000 33")) == 7  # 4 digits, a space, 2 digits
+    assert tok.tokenize("2000 33") == ["2", "0", "0", "0", "Ġ3", "3"]  # the space rides on the next digit
+    assert tok.tokenize("Reverse: 1 2 3")[-3:] == ["Ġ1", "Ġ2", "Ġ3"]  # no separator token between items
 
 
 def test_round_trip_and_no_automatic_bos(trained):

@@ -65,7 +65,7 @@ EMBEDDED = Recipe(
     # Copying by position is what a small model learns slowest (8,000 steps of an even mix left copy
     # and reverse near 0%), and what the demo needs most: those families get three shares each.
     generate=["copy"] * 3 + ["reverse"] * 3 + ["sort"] * 2 + ["arithmetic"] * 2 + ["spell"] * 2 + ["count", "story"],
-    base=["--steps", "24000", "--batch-size", "32", "--lr", "1.5e-3", "--warmup", "200", "--seed", "0",
+    base=["--steps", "12000", "--batch-size", "32", "--lr", "1.5e-3", "--warmup", "200", "--seed", "0",
           "--max-length", "128", "--weighting", "flat", "--log-every", "100", "--save-every", "500"],
     finetune=["--steps", "3000", "--batch-size", "32", "--lr", "5e-4", "--warmup", "50", "--seed", "1",
               "--generate-seed", "1", "--max-length", "128", "--weighting", "flat", "--log-every", "50",

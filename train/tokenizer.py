@@ -1,9 +1,11 @@
 """A small byte-level BPE tokenizer with LLaDA-8B-Instruct's special tokens and chat format.
 
 GPT-2's 50k vocabulary would dwarf a model of a few million parameters, so we train a few
-thousand entries on our own corpus. Digits are split one per token before BPE: numbers are then
-spelled digit by digit, so "100" is three tokens and its repeated "0 0" is visible to the CTC
-collapse map, which is the failure case this project studies.
+thousand entries on our own corpus. Each digit is its own token before BPE, together with the
+space before it if there is one: numbers are spelled digit by digit, so "100" is three tokens and
+its repeated "0 0" is visible to the CTC collapse map (the failure case this project studies),
+and "1 2 3" is three tokens ("1", " 2", " 3"), not five: a separator token between items makes
+copying them by position many times slower to learn (docs/results.md).
 
 Special tokens take ids 0..6 in the order of SPECIAL_TOKENS (tests and configs rely on it).
 """
@@ -14,7 +16,7 @@ import json
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
 BOS, EOS, EOT, START_HEADER, END_HEADER, MASK, SLACK = SPECIAL_TOKENS = (
@@ -63,10 +65,11 @@ def corpus_texts(corpus: str | Path | Iterable[str | Path]) -> Iterator[str]:
 
 
 def new_backend() -> Tokenizer:
-    """An untrained byte-level BPE: digits isolated first, then GPT-2's byte-level split."""
+    """An untrained byte-level BPE: each digit (with a space before it) isolated first, then GPT-2's
+    byte-level split."""
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Digits(individual_digits=True),
+        pre_tokenizers.Split(Regex(r" ?[0-9]"), behavior="isolated"),  # one digit (and its space) a piece
         pre_tokenizers.ByteLevel(add_prefix_space=False),  # no added space: decode(encode(s)) == s
     ])
     tok.decoder = decoders.ByteLevel()
