@@ -16,10 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
-import torch
-
 from .interventions import ShiftAtCommit, shiftable_positions
-from .robustness import EvalPrompt, edit_distance
+from .robustness import EvalPrompt, edit_distance, left_pad
 from .sampling import generate
 
 
@@ -55,14 +53,6 @@ def shift_opportunities(trace, skip_ids=(), direction: int = 1) -> int:
         hi = min((step.block + 1) * trace.block_length, trace.gen_length)
         n += len(shiftable_positions(step.canvas, trace.mask_id, hi, direction, skip_ids))
     return n
-
-
-def left_pad(prompts: Sequence[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Token-id prompts left-padded into ids [B, Lp] and an attention mask [B, Lp]."""
-    L = max(map(len, prompts))
-    ids = torch.tensor([[pad_id] * (L - len(p)) + list(p) for p in prompts])
-    mask = torch.tensor([[0] * (L - len(p)) + [1] * len(p) for p in prompts])
-    return ids, mask
 
 
 def decode_rows(model, tokenizer, facts, prompts: Sequence[list[int]], shifts: Sequence[int | None], sampler: dict,

@@ -199,14 +199,18 @@ def select_prompts(prompts: Sequence[EvalPrompt], n: int) -> list[EvalPrompt]:
 
 
 # ----------------------------------------------------------------------------- model calls
-def chat_batch(tokenizer, messages_list: Sequence[list[dict]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Chat prompts with the generation header, left-padded: ids [B, Lp], attention mask [B, Lp]."""
-    prompts = [tokenizer.apply_chat_template(m, add_generation_prompt=True, tokenize=True, return_dict=False)
-               for m in messages_list]
+def left_pad(prompts: Sequence[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token-id prompts left-padded: ids [B, Lp] and an attention mask [B, Lp] (1 = real token)."""
     L = max(map(len, prompts))
-    ids = torch.tensor([[pad_id] * (L - len(p)) + p for p in prompts])
+    ids = torch.tensor([[pad_id] * (L - len(p)) + list(p) for p in prompts])
     mask = torch.tensor([[0] * (L - len(p)) + [1] * len(p) for p in prompts])
     return ids, mask
+
+
+def chat_batch(tokenizer, messages_list: Sequence[list[dict]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Chat prompts with the generation header, left-padded: ids [B, Lp], attention mask [B, Lp]."""
+    return left_pad([tokenizer.apply_chat_template(m, add_generation_prompt=True, tokenize=True, return_dict=False)
+                     for m in messages_list], pad_id)
 
 
 @torch.no_grad()
