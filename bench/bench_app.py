@@ -21,11 +21,9 @@ import threading
 import time
 from pathlib import Path
 
-import torch
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from tests.app_server import free_port, wait_until_serving  # noqa: E402
+from scripts.app_server import free_port, wait_until_serving  # noqa: E402
 
 PROMPT = "Repeat exactly: 700 8888 62"
 SETTINGS = [64, 64, 32, "low_confidence", 0.0, 0.0, 0]  # gen_length, steps, block_length, remasking, T, CFG, seed
@@ -33,34 +31,12 @@ SETTINGS = [64, 64, 32, "low_confidence", 0.0, 0.0, 0]  # gen_length, steps, blo
 
 def make_standin(directory: Path, slack: bool) -> Path:
     """A random LLaDA of the embedded models' shape with a 4096-entry word-level tokenizer."""
-    import json
+    from mdlm_viz.testing import make_tiny_checkpoint
 
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    from mdlm_viz import LLaDAConfig, LLaDAModelLM
-    from tests.helpers import CHAT_TEMPLATE, SPECIALS, WORDS
-
-    vocab_words = SPECIALS + WORDS + [f"w{i}" for i in range(4096 - len(SPECIALS) - len(WORDS))]
-    tok = Tokenizer(models.WordLevel({t: i for i, t in enumerate(vocab_words)}, unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|startoftext|>", eos_token="<|endoftext|>",
-                                   pad_token="<|endoftext|>", mask_token="<|mdm_mask|>", unk_token="[UNK]",
-                                   additional_special_tokens=["<slack>", "<|eot_id|>", "<|start_header_id|>",
-                                                              "<|end_header_id|>"])
-    fast.chat_template = CHAT_TEMPLATE
-    ids = fast.convert_tokens_to_ids
-    cfg = LLaDAConfig.small(vocab_size=4096, d_model=192, n_layers=4, n_heads=6, n_kv_heads=6, mlp_hidden_size=512,
-                            mask_token_id=ids("<|mdm_mask|>"), eos_token_id=ids("<|endoftext|>"),
-                            pad_token_id=ids("<|endoftext|>"), bos_token_id=ids("<|startoftext|>"),
-                            eot_token_id=ids("<|eot_id|>"), slack_token_id=ids("<slack>") if slack else None)
-    if slack:
-        cfg.ctc_collapse, cfg.training_objective = "slack", "ctc"
-    torch.manual_seed(0)
-    LLaDAModelLM(cfg).save_pretrained(directory)
-    fast.save_pretrained(directory)
-    (directory / "generation_config.json").write_text(json.dumps({"steps": 64, "gen_length": 64, "block_length": 32}))
-    return directory
+    return make_tiny_checkpoint(directory, slack=slack, collapse="slack", vocab_size=4096, d_model=192, n_layers=4,
+                                n_heads=6, n_kv_heads=6, mlp_hidden_size=512,
+                                init_std=0.02,  # LLaDAConfig's default, not the tests' peaked 0.3
+                                generation={"steps": 64, "gen_length": 64, "block_length": 32})
 
 
 def default_models(work: Path) -> tuple[list[str], str]:

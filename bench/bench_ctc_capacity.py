@@ -30,6 +30,7 @@ NOISE, GEN = 5, 16
 ITEMS = MASK = EOS = SEP = BOS = SLACK = VOCAB = SPACE = 0  # set by use_symbols
 FRAME: list[int] = []
 SPACED = False
+MIN_ITEMS, MAX_ITEMS = 3, 8
 
 
 def use_symbols(n: int, spaced: bool = False, frame: int = 0) -> None:
@@ -51,7 +52,7 @@ STRENGTHS = (0.05, 0.1, 0.2)
 
 def example(rng: random.Random) -> tuple[list[int], list[int]]:
     prefix = [BOS] + [ITEMS + rng.randrange(NOISE) for _ in range(rng.randint(1, 4))]
-    items = [rng.randrange(ITEMS) for _ in range(rng.randint(3, 8))]
+    items = [rng.randrange(ITEMS) for _ in range(rng.randint(MIN_ITEMS, MAX_ITEMS))]
     if SPACED:
         items = [t for x in items for t in (x, SPACE)][:-1]
     return prefix + items + [SEP] + FRAME, items + [EOS]
@@ -67,12 +68,12 @@ def worker(objective: str, d: int, layers: int, steps: int, lam: float, s_max: f
     from mdlm_viz.modeling_llada import LLaDAModelLM
     from train import objectives as obj
     from train.data import SFTCollator, SFTExample
-    from train.trainer import Objective, objective_loss
+    from train.objectives import Objective, objective_loss
 
     torch.manual_seed(0)
     ctc = objective == "ctc"
     cfg = LLaDAConfig(vocab_size=VOCAB, embedding_size=VOCAB, d_model=d, n_layers=layers, n_heads=max(1, d // 32),
-                      n_kv_heads=max(1, d // 32), mlp_hidden_size=2 * d, max_sequence_length=64, mask_token_id=MASK,
+                      n_kv_heads=max(1, d // 32), mlp_hidden_size=2 * d, max_sequence_length=128, mask_token_id=MASK,
                       eos_token_id=EOS, pad_token_id=EOS, bos_token_id=None, eot_token_id=None,
                       slack_token_id=SLACK)
     model = LLaDAModelLM(cfg)
@@ -118,7 +119,7 @@ def worker(objective: str, d: int, layers: int, steps: int, lam: float, s_max: f
 
 def report(results: list[dict]) -> None:
     sys.path.insert(0, str(ROOT))
-    from mdlm_viz.robustness import paired_difference
+    from mdlm_viz.stats import paired_difference
 
     def pct(d):
         return f"{100 * d['diff']:+.1f} [{100 * d['ci'][0]:+.1f}, {100 * d['ci'][1]:+.1f}]"
@@ -155,11 +156,18 @@ def main() -> int:
     p.add_argument("--symbols", type=int, default=10, help="distinct symbols to copy (default 10, like digits)")
     p.add_argument("--spaced", action="store_true", help="a separator token between items, prompt and answer")
     p.add_argument("--frame", type=int, default=0, help="fixed tokens between the prompt and the answer")
+    p.add_argument("--items", nargs=2, type=int, default=[3, 8], metavar=("MIN", "MAX"),
+                   help="answer length range in items (default 3 8; the demo wants up to 20)")
     p.add_argument("--objectives", nargs="+", default=["ce", "ctc"], choices=["ce", "ctc"])
     p.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)  # objective d layers: one run, JSON to stdout
     a = p.parse_args()
     if a.symbols < 2:
         p.error("--symbols must be at least 2")
+    if not 1 <= a.items[0] <= a.items[1] <= 24:
+        p.error("--items takes MIN MAX with 1 <= MIN <= MAX <= 24")
+    global MIN_ITEMS, MAX_ITEMS, GEN
+    MIN_ITEMS, MAX_ITEMS = a.items
+    GEN = max(GEN, MAX_ITEMS * (2 if a.spaced else 1) + 4)  # room for the answer and EOS
     use_symbols(a.symbols, a.spaced, a.frame)
     if a.worker:
         objective, d, layers = a.worker[0], int(a.worker[1]), int(a.worker[2])
@@ -171,14 +179,14 @@ def main() -> int:
         p.error(f"--sizes takes d_model x layers like 192x4, got {a.sizes}")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # one core each, side by side
     common = ["--steps", str(a.steps), "--lam", str(a.lam), "--s-max", str(a.s_max), "--prompts", str(a.prompts),
-              "--symbols", str(a.symbols), "--frame", str(a.frame), *(["--spaced"] if a.spaced else [])]
+              "--symbols", str(a.symbols), "--frame", str(a.frame), "--items", *map(str, a.items), *(["--spaced"] if a.spaced else [])]
     procs = [subprocess.Popen([sys.executable, __file__, "--worker", objective, str(d), str(layers), *common],
                               env=env, stdout=subprocess.PIPE, text=True)
              for d, layers in sizes for objective in a.objectives]
     outputs = [proc.communicate()[0] for proc in procs]
     if any(proc.returncode for proc in procs):
         return 1
-    print(f"{a.steps} steps, {a.symbols} symbols{', spaced' if a.spaced else ''}, frame {a.frame}, lambda {a.lam}, s_max {a.s_max}, {a.prompts} prompts, "
+    print(f"{a.steps} steps, {a.symbols} symbols, items {a.items[0]}-{a.items[1]}{', spaced' if a.spaced else ''}, frame {a.frame}, lambda {a.lam}, s_max {a.s_max}, {a.prompts} prompts, "
           "shifts: 2 seeds per strength")
     report([json.loads(out.strip().splitlines()[-1]) for out in outputs])
     return 0

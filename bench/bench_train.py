@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import random
-import resource
 import statistics
 import subprocess
 import sys
@@ -32,7 +31,8 @@ sys.path.insert(0, str(ROOT))
 from mdlm_viz import LLaDAConfig, LLaDAModelLM  # noqa: E402
 from train import objectives as obj  # noqa: E402
 from train.data import SFTCollator, SFTExample  # noqa: E402
-from train.trainer import DiffusionTrainer, Objective  # noqa: E402
+from train.objectives import Objective  # noqa: E402
+from train.trainer import DiffusionTrainer  # noqa: E402
 
 MASK, EOS, SLACK = 5, 1, 6
 

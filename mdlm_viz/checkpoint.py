@@ -12,11 +12,13 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import torch
 from safetensors import SafetensorError
 
 from .configuration_llada import LLaDAConfig
+from .ctc import DEFAULT_COLLAPSE
 from .modeling_llada import LLaDAModelLM
 
 # What a checkpoint directory may hold that we read; code files are deliberately absent.
@@ -45,7 +47,7 @@ class DecodingFacts:
         """The ids and collapse map as keyword arguments for `generate`."""
         kw = dict(mask_id=self.mask_id, eos_id=self.eos_id, eot_id=self.eot_id, slack_id=self.slack_id)
         if self.slack_id is not None:
-            kw["collapse"] = self.collapse or "slack"
+            kw["collapse"] = self.collapse or DEFAULT_COLLAPSE
         return kw
 
 
@@ -60,18 +62,56 @@ class Checkpoint:
         return iter((self.model, self.tokenizer, self.facts))
 
 
+HUB_PREFIX = "hub:"  # optional: `hub:owner/name` is a hub id even where a local folder could match
+
+
+def parse_named_refs(specs: str | Sequence[str], flag: str = "--models") -> dict[str, str]:
+    """`NAME=REF` pairs (a list, or one comma-separated string as in an environment variable) ->
+    {name: checkpoint reference}; the app, `train demo-check` and `train robustness` read them here."""
+    if isinstance(specs, str):
+        specs = [s for s in specs.split(",") if s.strip()]
+    out: dict[str, str] = {}
+    for spec in specs:
+        name, sep, ref = str(spec).partition("=")
+        if not sep or not name.strip() or not ref.strip():
+            raise ValueError(f"{flag} takes NAME=PATH pairs (PATH: a checkpoint directory or a hub id owner/name), "
+                             f"got {spec!r}")
+        if name.strip() in out:
+            raise ValueError(f"{flag} names {name.strip()!r} twice")
+        out[name.strip()] = ref.strip()
+    return out
+
+
+def locate_checkpoint(ref: str | os.PathLike, base_dir: str | os.PathLike | None = None) -> Path | str:
+    """Where a checkpoint reference points, without loading or downloading anything: a local
+    directory (as given, else relative to `base_dir`), or a hub id `owner/name` (`hub:owner/name`
+    forces the hub). The one syntax of the loader, the CLIs and the app."""
+    name = str(ref)
+    if name.startswith(HUB_PREFIX):
+        name = name[len(HUB_PREFIX):]
+        if name.count("/") != 1 or name.startswith((".", "/", "~")):
+            raise FileNotFoundError(f"{str(ref)!r}: a hub id has the form hub:owner/name")
+        return name
+    for candidate in (Path(name).expanduser(), *([Path(base_dir) / name] if base_dir else [])):
+        if candidate.is_dir():
+            return candidate
+    # owner/name is a hub id, unless `owner` is a local folder (assets/ce-typo is a missing directory).
+    parent_is_local = any((root / name.split("/")[0]).is_dir() for root in (Path("."), *([Path(base_dir)] if base_dir else [])))
+    if Path(name).exists() or name.startswith((".", "/", "~")) or name.count("/") != 1 or parent_is_local:
+        raise FileNotFoundError(
+            f"checkpoint directory {name!r} is missing (and it is not a hub repo id of the form owner/name)"
+        )
+    return name
+
+
 def resolve_checkpoint_dir(path_or_repo: str | os.PathLike, revision: str | None = None) -> Path:
     """A local directory as is; otherwise a hub repo id, fetched (config, weights, tokenizer only)
     or found in the local cache. Offline, an uncached repo id fails with a message saying what to do."""
-    path = Path(path_or_repo).expanduser()
-    if path.is_dir():
-        return path
-    name = str(path_or_repo)
-    if path.exists() or name.startswith((".", "/", "~")) or name.count("/") != 1:
-        raise FileNotFoundError(
-            f"Checkpoint {name!r} is neither a directory nor a hub repo id of the form 'owner/name'."
-        )
-    where = f"There is no local directory {name!r} either; " if "/" in name else ""
+    where_to = locate_checkpoint(path_or_repo)
+    if isinstance(where_to, Path):
+        return where_to
+    name = where_to
+    where = f"There is no local directory {name!r} either; " if not str(path_or_repo).startswith(HUB_PREFIX) else ""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
@@ -166,12 +206,10 @@ def load_checkpoint(
         eot_id=getattr(config, "eot_token_id", None),
         pad_id=config.pad_token_id,
         slack_id=getattr(config, "slack_token_id", None),
-        objective=getattr(config, "training_objective", None),
-        collapse=getattr(config, "ctc_collapse", None),
+        objective=config.training_objective,
+        collapse=config.decode_collapse,
         defaults={k: v for k, v in _read_json(directory / GENERATION_FILE).items() if k in SAMPLER_KEYS},
     )
-    if facts.slack_id is not None and facts.collapse is None:
-        facts.collapse = "slack"
     return Checkpoint(model=model, tokenizer=tokenizer, facts=facts, source=str(path_or_repo))
 
 

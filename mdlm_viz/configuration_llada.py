@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from transformers import PreTrainedConfig
 
+from .ctc import COLLAPSE_MAPS, DEFAULT_COLLAPSE
+
 # Options of the reference code we do not implement, with the only value we accept for each.
 _FIXED_OPTIONS = {
     "alibi": False,
@@ -70,6 +72,8 @@ class LLaDAConfig(PreTrainedConfig):
         bos_token_id: int | None = 126080,
         eot_token_id: int | None = 126348,
         slack_token_id: int | None = None,
+        ctc_collapse: str | None = None,
+        training_objective: str | None = None,
         attention_dropout: float = 0.0,
         residual_dropout: float = 0.0,
         embedding_dropout: float = 0.0,
@@ -104,6 +108,13 @@ class LLaDAConfig(PreTrainedConfig):
         self.mask_token_id = mask_token_id
         self.eot_token_id = eot_token_id
         self.slack_token_id = slack_token_id
+        # How the <slack> model was trained to collapse its output ("slack" or "standard"; None: no
+        # <slack>, or a checkpoint saved before it was recorded) and with which objective ("pretrain",
+        # "pretrain-ctc", "ce", "ctc"; None for LLaDA-8B, unknown): the app and the cards read them.
+        if ctc_collapse not in (None, *COLLAPSE_MAPS):
+            raise ValueError(f"LLaDAConfig: ctc_collapse={ctc_collapse!r}: use one of {', '.join(COLLAPSE_MAPS)}")
+        self.ctc_collapse = ctc_collapse
+        self.training_objective = training_objective
         self.attention_dropout = attention_dropout
         self.residual_dropout = residual_dropout
         self.embedding_dropout = embedding_dropout
@@ -123,6 +134,14 @@ class LLaDAConfig(PreTrainedConfig):
             tie_word_embeddings=weight_tying,
             **kwargs,
         )
+
+    @property
+    def decode_collapse(self) -> str | None:
+        """The collapse map decoding uses: the trained one, the default for a <slack> model that
+        did not record it, None for a model without <slack>."""
+        if self.slack_token_id is None:
+            return None
+        return self.ctc_collapse or DEFAULT_COLLAPSE
 
     @property
     def head_dim(self) -> int:

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
 COLLAPSE_MAPS = ("slack", "standard")
+DEFAULT_COLLAPSE = "slack"  # the paper's map: <slack> is dropped, repeats are kept
 REDUCTIONS = ("none", "sum", "mean")
 NEG_INF = float("-inf")
 

@@ -16,9 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
+from .chat import decode, prompt_ids
 from .interventions import ShiftAtCommit, shiftable_positions
-from .robustness import EvalPrompt, edit_distance, left_pad
-from .sampling import generate
+from .robustness import EvalPrompt
+from .stats import edit_distance
 
 
 @dataclass
@@ -59,11 +60,8 @@ def decode_rows(model, tokenizer, facts, prompts: Sequence[list[int]], shifts: S
                 trace: bool = False):
     """One batched greedy decode: row i is prompts[i] (token ids, chat template applied) with
     ShiftAtCommit(shifts[i]) (None: clean). Returns a Decode per row and the Generation."""
-    pad = facts.pad_id if facts.pad_id is not None else facts.eos_id
-    ids, attn = left_pad(prompts, pad)
     interventions = [ShiftAtCommit(p, batch=i) for i, p in enumerate(shifts) if p is not None]
-    out = generate(model, ids, attention_mask=attn, interventions=interventions, record_trace=trace,
-                   top_k=0, **{**sampler, **facts.sampler_kwargs(), "temperature": 0.0})
+    out = decode(model, facts, prompts, {**sampler, "top_k": 0, "temperature": 0.0}, interventions, trace)
     texts = out.texts(tokenizer)
     rows = []
     for i in range(len(prompts)):
@@ -76,8 +74,7 @@ def decode_rows(model, tokenizer, facts, prompts: Sequence[list[int]], shifts: S
 
 def _decodes(model, tokenizer, facts, messages: list[list[dict]], shifts: list[int | None], sampler: dict,
              trace: bool = False):
-    prompts = [tokenizer.apply_chat_template(m, add_generation_prompt=True, tokenize=True, return_dict=False)
-               for m in messages]
+    prompts = [prompt_ids(tokenizer, m) for m in messages]
     return decode_rows(model, tokenizer, facts, prompts, shifts, sampler, trace)
 
 

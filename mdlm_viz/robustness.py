@@ -16,20 +16,24 @@ Summaries: win rate, accuracy and edit similarity per strength, the Pearson corr
 strength and win rate with a bootstrap confidence interval over prompts, slack tokens added per
 displacement, and exact match on collapse-prone answers (adjacent repeated tokens, such as
 "100" or "0 0 0") per collapse map.
+
+This module decodes, judges and builds the results dict (`RESULTS_FORMAT`); the statistics are in
+`stats.py` and the Markdown tables of a results dict in `report.py`.
 """
 
 from __future__ import annotations
 
 import math
-import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Callable, Sequence
 
 import torch
 
+from .chat import decode_chats, left_pad, prompt_ids
 from .interventions import RandomShifts
-from .sampling import generate
+from .stats import (correlation_difference, edit_similarity, mean_ci, paired_difference, pairwise_win,
+                    strength_correlation)
 
 STRENGTHS = (0.0, 0.005, 0.01, 0.02, 0.05, 0.10)  # the paper's sweep, as fractions
 RESULTS_FORMAT = "mdlm-viz.robustness/1"
@@ -59,125 +63,7 @@ class Judged:
     slack_added: int  # slack tokens in the raw response minus those of the clean run
 
 
-# ----------------------------------------------------------------------------- pure measures
-def edit_distance(a: Sequence, b: Sequence) -> int:
-    """Levenshtein distance between two sequences (characters or token ids)."""
-    if len(a) < len(b):
-        a, b = b, a
-    prev = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        cur = [i]
-        for j, y in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y)))
-        prev = cur
-    return prev[-1]
-
-
-def edit_similarity(a: Sequence, b: Sequence) -> float:
-    """1 - distance / longer length: 1 for equal sequences, 0 for nothing in common."""
-    n = max(len(a), len(b))
-    return 1.0 if n == 0 else 1.0 - edit_distance(a, b) / n
-
-
-def pairwise_win(score_new, score_old, same: bool) -> float:
-    """Win of the new output over the old one: 1, 0.5 (tie or identical text) or 0."""
-    if same or score_new == score_old:
-        return 0.5
-    return 1.0 if score_new > score_old else 0.0
-
-
-def pearson(xs: Sequence[float], ys: Sequence[float]) -> float:
-    """Pearson correlation; nan when either variable is constant."""
-    n = len(xs)
-    mx, my = sum(xs) / n, sum(ys) / n
-    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys))
-    sxx = sum((x - mx) ** 2 for x in xs)
-    syy = sum((y - my) ** 2 for y in ys)
-    return sxy / math.sqrt(sxx * syy) if sxx > 0 and syy > 0 else float("nan")
-
-
-def _percentile(sorted_values: list[float], level: float) -> list[float]:
-    n = len(sorted_values)
-    return [sorted_values[int((1 - level) / 2 * n)], sorted_values[min(n - 1, int((1 + level) / 2 * n))]]
-
-
-def win_rates_by_point(wins_pp: dict[tuple[float, int], list[float]], rows: Sequence[int]) -> dict:
-    """Mean win over the prompt indices `rows` for each (strength, seed) point."""
-    return {pt: sum(w[i] for i in rows) / len(rows) for pt, w in wins_pp.items()}
-
-
-def strength_correlation(wins_pp: dict[tuple[float, int], list[float]], n_boot: int = 1000,
-                         seed: int = 0, level: float = 0.95) -> dict:
-    """Pearson r between strength and win rate over the (strength, seed) points, with a
-    percentile bootstrap CI: prompts resampled with replacement, the same rows for every point
-    so pairs stay paired. `wins_pp[(strength, seed)]` lists the win of each prompt."""
-    n = len(next(iter(wins_pp.values())))
-    points = sorted(wins_pp)
-    xs = [s for s, _ in points]
-
-    def r_of(rows):
-        rates = win_rates_by_point(wins_pp, rows)
-        return pearson(xs, [rates[p] for p in points])
-
-    r = r_of(range(n))
-    rng = random.Random(seed)
-    boots = sorted(v for v in (r_of([rng.randrange(n) for _ in range(n)]) for _ in range(n_boot))
-                   if not math.isnan(v))
-    if not boots:
-        return {"r": None if math.isnan(r) else r, "ci": None, "n_boot": n_boot}
-    return {"r": None if math.isnan(r) else r, "ci": _percentile(boots, level), "n_boot": n_boot, "level": level}
-
-
-def mean_ci(values: Sequence[float], n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> list[float]:
-    """Percentile bootstrap CI of a mean."""
-    rng = random.Random(seed)
-    n = len(values)
-    return _percentile(sorted(sum(values[rng.randrange(n)] for _ in range(n)) / n for _ in range(n_boot)), level)
-
-
-def paired_difference(a: Sequence[float], b: Sequence[float], n_boot: int = 1000, seed: int = 0,
-                      level: float = 0.95) -> dict:
-    """mean(a) - mean(b) for two models measured on the same rows (prompts), with a percentile
-    bootstrap CI that resamples rows, so each prompt's pair stays together: far tighter than two
-    separate CIs when the models agree on most prompts. For 0/1 values `a_only` / `b_only` count
-    the prompts only one model gets right (the discordant pairs a McNemar test reads)."""
-    if len(a) != len(b) or not a:
-        raise ValueError(f"paired values need the same, non-zero length: got {len(a)} and {len(b)}")
-    n = len(a)
-    d = [x - y for x, y in zip(a, b)]
-    rng = random.Random(seed)
-    boots = sorted(sum(d[rng.randrange(n)] for _ in range(n)) / n for _ in range(n_boot))
-    return {"diff": sum(d) / n, "ci": _percentile(boots, level), "n": n, "a_only": sum(x > y for x, y in zip(a, b)),
-            "b_only": sum(y > x for x, y in zip(a, b)), "n_boot": n_boot, "level": level}
-
-
-def correlation_difference(wins_a: dict[tuple[float, int], list[float]], wins_b: dict[tuple[float, int], list[float]],
-                           n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
-    """Pearson r(strength, win rate) of model a minus that of model b, on the same prompts, with
-    a bootstrap CI that resamples the same prompt rows for both: a positive difference says a's
-    win rate falls off less with strength than b's (the paper's claim for CTC against CE)."""
-    if sorted(wins_a) != sorted(wins_b):
-        raise ValueError("both models need the same (strength, seed) points")
-    n = len(next(iter(wins_a.values())))
-    points = sorted(wins_a)
-    xs = [s for s, _ in points]
-
-    def r_of(wins, rows):
-        rates = win_rates_by_point(wins, rows)
-        return pearson(xs, [rates[p] for p in points])
-
-    full = r_of(wins_a, range(n)) - r_of(wins_b, range(n))
-    rng = random.Random(seed)
-    boots = []
-    for _ in range(n_boot):
-        rows = [rng.randrange(n) for _ in range(n)]
-        v = r_of(wins_a, rows) - r_of(wins_b, rows)
-        if not math.isnan(v):
-            boots.append(v)
-    return {"diff": None if math.isnan(full) else full, "ci": _percentile(sorted(boots), level) if boots else None,
-            "n_boot": n_boot, "level": level}
-
-
+# ----------------------------------------------------------------------------- prompts
 def has_adjacent_repeat(ids: Sequence[int]) -> bool:
     """True if two neighbouring tokens are equal: the standard CTC collapse would merge them."""
     return any(a == b for a, b in zip(ids, ids[1:]))
@@ -199,20 +85,6 @@ def select_prompts(prompts: Sequence[EvalPrompt], n: int) -> list[EvalPrompt]:
 
 
 # ----------------------------------------------------------------------------- model calls
-def left_pad(prompts: Sequence[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Token-id prompts left-padded: ids [B, Lp] and an attention mask [B, Lp] (1 = real token)."""
-    L = max(map(len, prompts))
-    ids = torch.tensor([[pad_id] * (L - len(p)) + list(p) for p in prompts])
-    mask = torch.tensor([[0] * (L - len(p)) + [1] * len(p) for p in prompts])
-    return ids, mask
-
-
-def chat_batch(tokenizer, messages_list: Sequence[list[dict]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Chat prompts with the generation header, left-padded: ids [B, Lp], attention mask [B, Lp]."""
-    return left_pad([tokenizer.apply_chat_template(m, add_generation_prompt=True, tokenize=True, return_dict=False)
-                     for m in messages_list], pad_id)
-
-
 @torch.no_grad()
 def diffusion_log_likelihood(model, prompts: Sequence[list[int]], responses: Sequence[list[int]], *, mask_id: int,
                              eos_id: int, samples: int = 4, seed: int = 0) -> list[float]:
@@ -223,9 +95,8 @@ def diffusion_log_likelihood(model, prompts: Sequence[list[int]], responses: Seq
     seeded per row by `seed`, so two responses of one prompt are scored under the same noise."""
     device = next(model.parameters()).device
     seqs = [list(p) + list(r) + [eos_id] for p, r in zip(prompts, responses)]
-    L = max(map(len, seqs))
-    ids = torch.tensor([[eos_id] * (L - len(s)) + s for s in seqs])
-    attn = torch.tensor([[0] * (L - len(s)) + [1] * len(s) for s in seqs])
+    ids, attn = left_pad(seqs, eos_id)  # [B, L] each
+    L = ids.shape[1]
     start = torch.tensor([L - len(r) - 1 for r in responses])  # first response position per row
     is_resp = torch.arange(L)[None, :] >= start[:, None]
     total = torch.zeros(len(seqs), dtype=torch.float64)
@@ -258,11 +129,8 @@ class Decoded:
 def decode_prompts(model, tokenizer, facts, prompts: Sequence[EvalPrompt], sampler: dict,
                    strength: float = 0.0, shift_seed: int = 0, shifts: bool = True) -> Decoded:
     """Greedy decode of a batch of prompts, with RandomShifts(strength, shift_seed) when `shifts`."""
-    pad = facts.pad_id if facts.pad_id is not None else facts.eos_id
-    ids, attn = chat_batch(tokenizer, [p.messages for p in prompts], pad)
     interventions = [RandomShifts(strength, seed=shift_seed)] if shifts else []
-    out = generate(model, ids, attention_mask=attn, interventions=interventions,
-                   **{**facts.sampler_kwargs(), **sampler})
+    out = decode_chats(model, tokenizer, facts, [p.messages for p in prompts], sampler, interventions)
     raw = [out.response_ids(i, strip_slack=False) for i in range(len(prompts))]
     return Decoded(text=[t.strip() for t in out.texts(tokenizer)], raw=raw,
                    displacements=[len(d) for d in out.displacements], unapplied=list(out.unapplied_shifts))
@@ -461,8 +329,7 @@ def run_sweep(checkpoints: dict[str, tuple], prompts: Sequence[EvalPrompt], cfg:
         raise ValueError(f"reference {reference!r} is not one of the swept checkpoints ({', '.join(checkpoints)})")
     judge = judge or next(iter(checkpoints.values()))
     jm, jt, jf = judge
-    judge_prompts = [jt.apply_chat_template(p.messages, add_generation_prompt=True, tokenize=True,
-                                            return_dict=False) for p in prompts]
+    judge_prompts = [prompt_ids(jt, p.messages) for p in prompts]
 
     def fluency(rows: list[int], texts: list[str]) -> list[float]:
         scores = []
@@ -498,52 +365,3 @@ def run_sweep(checkpoints: dict[str, tuple], prompts: Sequence[EvalPrompt], cfg:
         "surface_form": surface_form(prompts, results, first_tok),
         "seconds": round(time.perf_counter() - t0, 1),
     }
-
-
-def markdown_table(results: dict) -> str:
-    """Markdown table: win rate per strength, Pearson r with CI, clean accuracy, and at the top
-    strength: accuracy, slack added per shift, shifts applied of those planned."""
-    strengths = [r["strength"] for r in next(iter(results["models"].values()))["by_strength"]]
-    head = ["model", *[f"win r={100 * s:g}%" for s in strengths], "Pearson r [95% CI]", "clean acc",
-            f"acc r={100 * strengths[-1]:g}%", "slack/shift", "shifts applied"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for name, res in results["models"].items():
-        rows = res["by_strength"]
-        pr = res["pearson"]
-        r = "n/a" if pr["r"] is None else f"{pr['r']:+.2f}" + (
-            f" [{pr['ci'][0]:+.2f}, {pr['ci'][1]:+.2f}]" if pr.get("ci") else "")
-        top = rows[-1]
-        slack = top.get("slack_per_displacement")
-        lines.append("| " + " | ".join([name, *[f"{row['win_rate']:.3f}" for row in rows], r,
-                                         _f(res["clean"]["accuracy"]), _f(top["accuracy"]),
-                                         "-" if slack is None else f"{slack:.2f}",
-                                         f"{top['displacements']} of {top['displacements'] + top['unapplied']}"])
-                     + " |")
-    return "\n".join(lines)
-
-
-def comparison_table(results: dict) -> str:
-    """Markdown table of each model against the reference, paired on the same prompts: the
-    differences (model - reference) of clean accuracy, win rate at the top strength and Pearson r."""
-    ref, comps = results.get("reference"), results.get("comparisons") or {}
-    if not ref or not comps:
-        return ""
-    top = max(float(s) for c in comps.values() for s in c["win_rate"])
-    head = [f"model - {ref}", "clean accuracy", f"win rate r={100 * top:g}%", "Pearson r"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-
-    def cell(d, fmt="+.3f"):
-        if d is None or d.get("diff") is None:
-            return "n/a"
-        ci = f" [{d['ci'][0]:{fmt}}, {d['ci'][1]:{fmt}}]" if d.get("ci") else ""
-        return f"{d['diff']:{fmt}}{ci}"
-
-    for name, c in comps.items():
-        acc = c["clean_accuracy"]
-        acc_cell = cell(acc) + (f" (right only here: {acc['a_only']}, only in {ref}: {acc['b_only']})" if acc else "")
-        lines.append(f"| {name} | {acc_cell} | {cell(c['win_rate'].get(f'{top:g}'))} | {cell(c['pearson'], '+.2f')} |")
-    return "\n".join(lines)
-
-
-def _f(v):
-    return "-" if v is None else f"{v:.3f}"

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
 
-from .ctc import COLLAPSE_MAPS
+from .ctc import COLLAPSE_MAPS, DEFAULT_COLLAPSE
 from .interventions import ShiftPlanner
 from .trace import Displacement, Step, Trace, clean_response
 
@@ -113,23 +113,32 @@ def _config_id(model, name):
     return getattr(getattr(model, "config", None), name, None)
 
 
+def check_schedule(gen_length: int, block_length: int, steps: int, remasking: str = "low_confidence") -> int:
+    """The decode schedule's rules, in words (the app and the CLIs check settings here too);
+    returns the number of blocks."""
+    if gen_length <= 0 or block_length <= 0 or steps <= 0:
+        raise ValueError("gen_length, block_length and steps must be positive")
+    if gen_length % block_length:
+        raise ValueError(f"the generation length ({gen_length}) must be a multiple of the block length ({block_length})")
+    blocks = gen_length // block_length
+    if steps % blocks:
+        raise ValueError(f"steps ({steps}) must be a multiple of the number of blocks ({blocks} = generation length "
+                         "/ block length)")
+    if steps > gen_length:
+        raise ValueError(f"steps ({steps}) must not exceed the generation length ({gen_length}): a step commits at "
+                         "least one token")
+    if remasking not in REMASKING:
+        raise ValueError(f"unknown remasking {remasking!r}: choose one of {', '.join(REMASKING)}")
+    return blocks
+
+
 def _check(prompt_ids, attention_mask, steps, gen_length, block_length, temperature, cfg_scale, remasking,
            mask_id, collapse, max_len, top_k, vocab):
     if prompt_ids.dim() != 2 or prompt_ids.shape[1] == 0:
         raise ValueError("prompt_ids must be a non-empty [batch, length] tensor of token ids (the prompt is empty)")
     if mask_id is None:
         raise ValueError("mask_id is unknown: pass mask_id= or use a model whose config has mask_token_id")
-    if gen_length <= 0 or block_length <= 0 or steps <= 0:
-        raise ValueError("gen_length, block_length and steps must be positive")
-    if gen_length % block_length:
-        raise ValueError(f"gen_length ({gen_length}) must be a multiple of block_length ({block_length})")
-    blocks = gen_length // block_length
-    if steps % blocks:
-        raise ValueError(f"steps ({steps}) must be a multiple of the number of blocks ({blocks} = gen_length / block_length)")
-    if steps > gen_length:
-        raise ValueError(f"steps ({steps}) must not exceed gen_length ({gen_length}): a step commits at least one token")
-    if remasking not in REMASKING:
-        raise ValueError(f"unknown remasking {remasking!r}: choose one of {', '.join(REMASKING)}")
+    blocks = check_schedule(gen_length, block_length, steps, remasking)
     if collapse is not None and collapse not in COLLAPSE_MAPS:
         raise ValueError(f"unknown collapse {collapse!r}: choose one of {', '.join(COLLAPSE_MAPS)}")
     if not (temperature >= 0 and cfg_scale >= 0 and top_k >= 0):  # also refuses NaN
@@ -235,7 +244,7 @@ def _decode(
     eot_id = _config_id(model, "eot_token_id") if eot_id is None else eot_id
     slack_id = _config_id(model, "slack_token_id") if slack_id is None else slack_id
     if collapse is None and slack_id is not None:
-        collapse = _config_id(model, "ctc_collapse") or "slack"
+        collapse = _config_id(model, "ctc_collapse") or DEFAULT_COLLAPSE
     if hasattr(prompt_ids, "keys") and "input_ids" in prompt_ids:  # a tokenizer's BatchEncoding
         if attention_mask is None and "attention_mask" in prompt_ids:
             attention_mask = torch.as_tensor(prompt_ids["attention_mask"])

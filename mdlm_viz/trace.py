@@ -65,6 +65,27 @@ class Trace:
     collapse: str | None = None
     steps: list[Step] = field(default_factory=list)
     format: str = TRACE_FORMAT
+    # Optional, so a trace replays without its tokenizer (an imported LLaDA-8B run, a lesson):
+    model: str | None = None  # which checkpoint decoded it, as the app names it
+    token_texts: dict[int, str] = field(default_factory=dict)  # id -> text of every id the trace holds
+
+    def token_text(self, token_id: int) -> str:
+        """The token's text as recorded, else `#id` (a trace saved without its vocabulary)."""
+        return self.token_texts.get(int(token_id), f"#{int(token_id)}")
+
+    def token_ids(self) -> set[int]:
+        """Every id that appears in the trace: prompt, canvases and the recorded candidates."""
+        ids = set(self.prompt)
+        for st in self.steps:
+            ids.update(st.canvas)
+            for _, top, _ in st.candidates:
+                ids.update(top)
+        return ids
+
+    def with_token_texts(self, token_text) -> "Trace":
+        """Records `token_text(id)` for every id in the trace (in place; returns the trace)."""
+        self.token_texts = {i: token_text(i) for i in sorted(self.token_ids())}
+        return self
 
     # ---- replay: everything below needs no model ----
     @property
@@ -77,28 +98,21 @@ class Trace:
             return [self.mask_id] * self.gen_length
         return list(self.steps[step].canvas)
 
+    def replay(self, step: int | None = None) -> "Replay":
+        """The history folded up to `step` (default: the last step)."""
+        return Replay(self).advance_to(len(self.steps) - 1 if step is None else step)
+
     def commit_steps(self) -> list[int | None]:
         """For each position, the step at which its final token was committed (None: never).
 
         A displaced token counts as committed at the step that moved it to its final place.
         """
-        when: list[int | None] = [None] * self.gen_length
-        for st in self.steps:
-            for p in st.positions:
-                when[p] = st.index
-            for d in st.displacements:
-                when[d.source] = None
-                when[d.target] = st.index
-        return when
+        commits = self.replay().commits
+        return [commits[p][0] if p in commits else None for p in range(self.gen_length)]
 
     def commit_confidences(self) -> list[float | None]:
-        conf: list[float | None] = [None] * self.gen_length
-        for st in self.steps:
-            for p, c in zip(st.positions, st.confidences):
-                conf[p] = c
-            for d in st.displacements:
-                conf[d.target], conf[d.source] = conf[d.source], None
-        return conf
+        commits = self.replay().commits
+        return [commits[p][1] if p in commits else None for p in range(self.gen_length)]
 
     @property
     def displacements(self) -> list[Displacement]:
@@ -114,16 +128,46 @@ class Trace:
 
     @classmethod
     def from_dict(cls, data: dict) -> "Trace":
-        if data.get("format") != TRACE_FORMAT:
-            raise ValueError(f"Not a trace of format {TRACE_FORMAT!r}: format={data.get('format')!r}")
+        """A trace from its dict; anything malformed raises ValueError saying what is wrong."""
+        if not isinstance(data, dict) or data.get("format") != TRACE_FORMAT:
+            got = data.get("format") if isinstance(data, dict) else type(data).__name__
+            raise ValueError(f"Not a trace of format {TRACE_FORMAT!r}: format={got!r}")
         data = dict(data)
-        steps = []
-        for s in data.pop("steps"):
-            s = dict(s)
-            s["displacements"] = [Displacement(**d) for d in s.get("displacements", [])]
-            s["candidates"] = [(c[0], list(c[1]), list(c[2])) for c in s.get("candidates", [])]
-            steps.append(Step(**s))
-        return cls(steps=steps, **data)
+        try:
+            steps = []
+            for s in data.pop("steps"):
+                s = dict(s)
+                s["displacements"] = [Displacement(**d) for d in s.get("displacements", [])]
+                s["candidates"] = [(c[0], list(c[1]), list(c[2])) for c in s.get("candidates", [])]
+                steps.append(Step(**s))
+            data["token_texts"] = {int(k): str(v) for k, v in (data.get("token_texts") or {}).items()}  # JSON keys
+            trace = cls(steps=steps, **data)
+        except (TypeError, KeyError, IndexError, AttributeError) as err:  # a field missing, extra or mistyped
+            raise ValueError(f"the trace's fields do not match format {TRACE_FORMAT!r}: {err}") from None
+        trace.check()
+        return trace
+
+    def check(self) -> None:
+        """Raises ValueError unless the trace is consistent enough to replay and draw."""
+        def whole(x, what, lo=0):
+            if not isinstance(x, int) or isinstance(x, bool) or x < lo:
+                raise ValueError(f"{what} must be a whole number >= {lo}, got {x!r}")
+        whole(self.gen_length, "gen_length", 1)
+        whole(self.steps_total, "steps_total", 1)
+        whole(self.block_length, "block_length", 1)
+        whole(self.mask_id, "mask_id")
+        if not isinstance(self.prompt, list) or not all(isinstance(t, int) for t in self.prompt):
+            raise ValueError("prompt must be a list of token ids")
+        if len(self.steps) > self.steps_total:
+            raise ValueError(f"{len(self.steps)} steps recorded but steps_total is {self.steps_total}")
+        for i, st in enumerate(self.steps):
+            if len(st.canvas) != self.gen_length or not all(isinstance(t, int) for t in st.canvas):
+                raise ValueError(f"step {i}: the canvas must hold {self.gen_length} token ids")
+            if len(st.positions) != len(st.tokens) or len(st.positions) != len(st.confidences):
+                raise ValueError(f"step {i}: positions, tokens and confidences differ in length")
+            moved = [p for d in st.displacements for p in (d.source, d.target)]
+            if not all(isinstance(p, int) and 0 <= p < self.gen_length for p in [*st.positions, *moved]):
+                raise ValueError(f"step {i}: a position lies outside 0..{self.gen_length - 1}")
 
     def to_json(self, path: str | Path | None = None) -> str:
         text = json.dumps(self.to_dict(), separators=(",", ":"))
@@ -137,3 +181,33 @@ class Trace:
         if not text.lstrip().startswith("{"):
             text = Path(text_or_path).read_text()
         return cls.from_dict(json.loads(text))
+
+
+class Replay:
+    """A trace's history folded up to one step: the one replay of commits and moves.
+
+    `commits` maps each position holding a committed token to (the step it was committed or moved
+    there, its confidence); `moves` maps each position a shift put a token at to the direction.
+    Going forward applies only the new steps (a streamed or played decode costs O(changes) per
+    frame); going back starts again from the beginning."""
+
+    def __init__(self, trace: Trace):
+        self.trace = trace
+        self.step = -1  # the last step applied (-1: none, all masked)
+        self.commits: dict[int, tuple[int, float]] = {}
+        self.moves: dict[int, int] = {}
+
+    def advance_to(self, step: int) -> "Replay":
+        step = min(step, len(self.trace.steps) - 1)
+        if step < self.step:
+            self.step, self.commits, self.moves = -1, {}, {}
+        for st in self.trace.steps[self.step + 1: step + 1]:
+            for p, c in zip(st.positions, st.confidences):
+                self.commits[p] = (st.index, c)
+            for d in st.displacements:  # a moved token keeps its confidence, committed when it moved
+                if d.source in self.commits:
+                    self.commits[d.target] = (st.index, self.commits.pop(d.source)[1])
+                self.moves.pop(d.source, None)
+                self.moves[d.target] = 1 if d.target > d.source else -1
+        self.step = max(step, -1)
+        return self

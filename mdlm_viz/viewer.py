@@ -6,12 +6,10 @@
   committed earlier, `‹slack›`, `EOS`, moved by an intervention (`→tok` / `tok←`), and, when
   compared with another run, different from it (`≠`). The hover text gives the commit step, its
   confidence and the top-k candidates the model considered at that step.
-- `divergence`: how a shifted decode drifts from its clean twin, step by step.
 - `response_text` / `raw_canvas_text`: the answer with `<slack>` stripped beside the raw canvas.
-- `shift_losses`: why position-wise CE punishes a one-position shift while CTC with `<slack>`
-  does not, computed on a near-one-hot prediction (see its docstring).
-- `emissions_at_commit`: the model's log-probabilities at each position at the step that decided
-  it, the emissions the CTC alignment view aligns (needs the model; everything else here does not).
+
+How runs differ lives in `divergence`, the CE-vs-CTC teaching computation in `shift_loss`, and
+what the alignment view aligns in `alignment`: the viewer only draws.
 """
 
 from __future__ import annotations
@@ -21,12 +19,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
-import torch
-
-from .ctc import COLLAPSE_MAPS, min_alignment_length, slack_ctc_loss
 from .interventions import shiftable_positions
-from .robustness import edit_distance
-from .trace import Trace, clean_response
+from .trace import Replay, Trace
 
 TokenText = Callable[[int], str]
 
@@ -73,29 +67,6 @@ class PositionInfo:
     candidates: list[tuple[int, float]] = field(default_factory=list)  # top-k (token, probability) at this step
 
 
-def commits_until(trace: Trace, step: int) -> dict[int, tuple[int, float]]:
-    """{position: (commit step, confidence)} of the tokens on the canvas after `step`; a moved
-    token keeps its confidence and counts as committed at the step that moved it."""
-    info: dict[int, tuple[int, float]] = {}
-    for st in trace.steps[: step + 1]:
-        for p, c in zip(st.positions, st.confidences):
-            info[p] = (st.index, c)
-        for d in st.displacements:
-            if d.source in info:
-                info[d.target] = (st.index, info.pop(d.source)[1])
-    return info
-
-
-def moves_until(trace: Trace, step: int) -> dict[int, int]:
-    """{position: direction} of the tokens that a shift put where they sit after `step`."""
-    moved: dict[int, int] = {}
-    for st in trace.steps[: step + 1]:
-        for d in st.displacements:
-            moved.pop(d.source, None)
-            moved[d.target] = 1 if d.target > d.source else -1
-    return moved
-
-
 def candidates_at(trace: Trace, step: int) -> dict[int, list[tuple[int, float]]]:
     """{position: [(token, probability), ...]} the model proposed at `step` (top-k of the trace)."""
     if not 0 <= step < len(trace.steps):
@@ -103,10 +74,12 @@ def candidates_at(trace: Trace, step: int) -> dict[int, list[tuple[int, float]]]
     return {p: list(zip(ids, probs)) for p, ids, probs in trace.steps[step].candidates}
 
 
-def positions_at(trace: Trace, step: int) -> list[PositionInfo]:
-    """State of every response position after `step` (-1: before the first step)."""
+def positions_at(trace: Trace, step: int, replay: Replay | None = None) -> list[PositionInfo]:
+    """State of every response position after `step` (-1: before the first step). Pass a `Replay`
+    kept across calls to pay only for the steps since the last call (streaming, playback)."""
     canvas = trace.canvas_at(step)
-    commits, moves, cands = commits_until(trace, step), moves_until(trace, step), candidates_at(trace, step)
+    replay = (replay or Replay(trace)).advance_to(step)
+    commits, moves, cands = replay.commits, replay.moves, candidates_at(trace, step)
     current = trace.steps[step] if 0 <= step < len(trace.steps) else None
     fresh = set(current.positions) | {d.target for d in current.displacements} if current else set()
     merged = set(current.merged) if current else set()
@@ -211,14 +184,16 @@ def token_span(pos: int, step: int, info: PositionInfo, token_text: TokenText, d
             f'{title}>{html.escape(token_glyph(info, token_text))}</span>')
 
 
-def canvas_html(trace: Trace, step: int, token_text: TokenText, *, differs: Sequence[int] = (),
+def canvas_html(trace: Trace, step: int, token_text: TokenText | None = None, *, differs: Sequence[int] = (),
                 caption: str | None = None, picked: int | None = None, hover: bool = True,
-                shiftable: Sequence[int] = ()) -> str:
+                shiftable: Sequence[int] = (), replay: Replay | None = None) -> str:
     """The canvas after `step` as HTML (spans with data-pos; classes styled by CANVAS_CSS).
     hover=False leaves out the tooltips: a third of the size, for frames streamed while decoding.
-    `shiftable` positions are outlined (and marked ⇢): tokens a shift may move at this step."""
+    `shiftable` positions are outlined (and marked ⇢): tokens a shift may move at this step.
+    Without `token_text` the trace's recorded token texts are used (an imported trace)."""
     step = min(step, len(trace.steps) - 1)
-    infos = positions_at(trace, step)
+    token_text = token_text or trace.token_text
+    infos = positions_at(trace, step, replay)
     diff, movable = set(differs), set(shiftable)
     spans = "".join(token_span(p, step, info, token_text, p in diff, p == picked, hover, p in movable)
                     for p, info in enumerate(infos))
@@ -310,169 +285,3 @@ def raw_canvas_text(trace: Trace, token_text: TokenText, step: int | None = None
         else:
             parts.append(token_text(tok))
     return "".join(parts) + (f"<EOS>×{tail}" if tail else "")
-
-
-# ----------------------------------------------------------------------------- divergence
-def committed_text_ids(canvas: Sequence[int], trace: Trace) -> list[int]:
-    """The committed tokens of a canvas as text: masks, <slack> and EOS removed."""
-    drop = {trace.mask_id, trace.slack_id, trace.eos_id} - {None}
-    return [t for t in canvas if t not in drop]
-
-
-def differing_positions(a: Sequence[int], b: Sequence[int]) -> list[int]:
-    return [p for p, (x, y) in enumerate(zip(a, b)) if x != y]
-
-
-@dataclass
-class Divergence:
-    """How a shifted decode differs from its clean twin (same model, prompt, settings, seed)."""
-
-    first_difference: list[int | None]  # per step: first position where the canvases differ
-    edit_distance: list[int]  # per step: edit distance between the committed texts
-    final_differences: list[int]  # positions whose final token differs
-    absorbing_slack: list[int]  # positions holding <slack> in the shifted output but not in the clean one
-    final_edit_distance: int  # between the answers (slack stripped, cut at EOS)
-
-
-def divergence(clean: Trace, shifted: Trace) -> Divergence:
-    steps = min(len(clean.steps), len(shifted.steps))
-    first, dist = [], []
-    for s in range(steps):
-        a, b = clean.canvas_at(s), shifted.canvas_at(s)
-        diff = differing_positions(a, b)
-        first.append(diff[0] if diff else None)
-        dist.append(edit_distance(committed_text_ids(a, clean), committed_text_ids(b, shifted)))
-    slack = shifted.slack_id
-    absorbing = [] if slack is None else [p for p, (a, b) in enumerate(zip(clean.final, shifted.final))
-                                          if b == slack and a != slack]
-    return Divergence(first_difference=first, edit_distance=dist,
-                      final_differences=differing_positions(clean.final, shifted.final),
-                      absorbing_slack=absorbing,
-                      final_edit_distance=edit_distance(clean.response(), shifted.response()))
-
-
-def divergence_summary(div: Divergence) -> str:
-    """One line of Markdown: where the runs part, how far apart they end, which slack absorbed it."""
-    first = next((f for f in div.first_difference if f is not None), None)
-    if first is None:
-        return "identical to the run without the shift"
-    parts = [f"first differs at position {first}",
-             f"{len(div.final_differences)} final position(s) differ",
-             f"answer edit distance {div.final_edit_distance}"]
-    if div.absorbing_slack:
-        parts.append(f"<slack> absorbed it at position(s) {', '.join(map(str, div.absorbing_slack))}")
-    return " · ".join(parts)
-
-
-# ----------------------------------------------------------------------------- CE vs CTC on a shift
-def split_units(text: str) -> list[str]:
-    """Units of a teaching example: words when the text has spaces, else characters ("100" -> 1 0 0)."""
-    text = text.strip()
-    return text.split() if any(c.isspace() for c in text) else list(text)
-
-
-def shifted_prediction(n_units: int, position: int, fill: str = "slack") -> list[int]:
-    """Indices into the target (-1 = <slack>) of a prediction where the token at `position` and
-    everything after it landed one position to the right; the vacated place holds <slack>
-    (fill="slack", what a CTC model writes) or a copy of the moved token (fill="repeat")."""
-    if not 0 <= position < n_units:
-        raise ValueError(f"shift position {position} must be in 0..{n_units - 1}")
-    if fill not in ("slack", "repeat"):
-        raise ValueError(f"fill must be 'slack' or 'repeat', got {fill!r}")
-    idx = list(range(n_units))
-    return idx[:position] + [-1 if fill == "slack" else position] + idx[position:]
-
-
-@dataclass
-class ShiftLosses:
-    units: list[str]  # the target, U units
-    prediction: list[str]  # the shifted prediction, U + 1 positions
-    reference: list[str]  # what position-wise CE compares against: the target, then EOS
-    ce_per_position: list[float]  # -log q_t(reference_t), nats
-    ctc: dict[str, float | None]  # collapse map -> -log p(target) over all alignments (None: impossible)
-    epsilon: float
-
-    @property
-    def ce_total(self) -> float:
-        return sum(self.ce_per_position)
-
-
-def near_one_hot_log_probs(pred_ids: Sequence[int], vocab: int, epsilon: float) -> torch.Tensor:
-    """[T, V] log-probabilities: 1 - epsilon on the predicted id, epsilon spread over the rest."""
-    lp = torch.full((len(pred_ids), vocab), math.log(epsilon / (vocab - 1)), dtype=torch.float64)
-    lp[torch.arange(len(pred_ids)), torch.tensor(pred_ids)] = math.log(1 - epsilon)
-    return lp
-
-
-def shift_losses(units: Sequence[str], position: int, *, fill: str = "slack", epsilon: float = 0.1) -> ShiftLosses:
-    """Per-position CE and sequence CTC of a one-position shift of `units` at `position`.
-
-    The prediction is near-one-hot (probability 1 - epsilon on its token, epsilon spread over a
-    vocabulary of the distinct units + <slack> + EOS), so the numbers depend on the shift alone,
-    not on any model. CE compares position t with the target padded by EOS (LLaDA's SFT counts the
-    padding as response): everything after the shift is wrong. CTC sums over every alignment that
-    collapses to the target: with the `slack` map, <slack> in the hole spells the target exactly;
-    the `standard` map merges repeats first, so "1 <slack> 0 0" spells "1 0" and "100" is lost.
-    """
-    units = list(units)
-    if not units:
-        raise ValueError("the target is empty: type a few characters or words")
-    if not 0 < epsilon < 1:
-        raise ValueError(f"epsilon must be in (0, 1), got {epsilon}")
-    vocab_units = list(dict.fromkeys(units))
-    slack_id, eos_id = len(vocab_units), len(vocab_units) + 1
-    vocab = len(vocab_units) + 2
-    target_ids = [vocab_units.index(u) for u in units]
-    pred_ids = [slack_id if i < 0 else target_ids[i] for i in shifted_prediction(len(units), position, fill)]
-    reference = target_ids + [eos_id]
-    lp = near_one_hot_log_probs(pred_ids, vocab, epsilon)
-    ce = [-float(lp[t, r]) for t, r in enumerate(reference)]
-    ctc = {}
-    for collapse in COLLAPSE_MAPS:
-        loss, ok = slack_ctc_loss(lp[None], torch.tensor([target_ids]), [len(pred_ids)], [len(units)],
-                                  slack_id=slack_id, collapse=collapse, reduction="sum", return_feasible=True)
-        ctc[collapse] = float(loss) if bool(ok[0]) else None
-    name = {slack_id: "<slack>", eos_id: "EOS"}
-    return ShiftLosses(units=units, prediction=[name.get(i) or vocab_units[i] for i in pred_ids],
-                       reference=[name.get(i) or vocab_units[i] for i in reference], ce_per_position=ce, ctc=ctc,
-                       epsilon=epsilon)
-
-
-# ----------------------------------------------------------------------------- CTC alignment inputs
-def alignment_length(trace: Trace, target_len_needed: int) -> int:
-    """Positions to align: the response up to its first EOS, at least what the target needs."""
-    final = trace.final
-    end = final.index(trace.eos_id) if trace.eos_id is not None and trace.eos_id in final else len(final)
-    return max(1, min(len(final), max(end, target_len_needed)))
-
-
-def alignment_target(trace: Trace, typed_ids: Sequence[int] | None = None) -> list[int]:
-    """The target to align: typed ids if given, else the model's own answer (slack stripped)."""
-    return list(typed_ids) if typed_ids else clean_response(trace.final, trace.eos_id, trace.slack_id)
-
-
-def needed_length(target_ids: Sequence[int], collapse: str) -> int:
-    return min_alignment_length(list(target_ids), collapse)
-
-
-@torch.inference_mode()
-def emissions_at_commit(model, trace: Trace, chunk: int = 8) -> torch.Tensor:
-    """[gen_length, V] float32 log-probabilities of each position at the step that committed it,
-    computed on the canvas the model saw then (the prompt followed by the canvas after the step
-    before). These are the distributions the sampler chose from, so the CTC alignment over them
-    shows where the model meant each target token to go. CFG is not applied here."""
-    commit_step = [s if s is not None else 0 for s in trace.commit_steps()]
-    device = next(model.parameters()).device
-    prompt = list(trace.prompt)
-    inputs = sorted(set(commit_step))
-    out = None
-    for i in range(0, len(inputs), chunk):
-        group = inputs[i:i + chunk]
-        batch = torch.tensor([prompt + trace.canvas_at(s - 1) for s in group], device=device)
-        lp = torch.log_softmax(model(batch).logits[:, len(prompt):].float(), -1).cpu()
-        if out is None:
-            out = torch.empty(trace.gen_length, lp.shape[-1])
-        for row, s in enumerate(group):
-            where = [p for p, c in enumerate(commit_step) if c == s]
-            out[where] = lp[row, where]
-    return out

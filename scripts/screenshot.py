@@ -11,21 +11,15 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from scripts.app_server import free_port, wait_until_serving  # noqa: E402
+
 WIDTHS = {"desktop": (1440, 1000), "phone": (390, 844)}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def serve(models: list[str], port: int) -> subprocess.Popen:
@@ -33,17 +27,14 @@ def serve(models: list[str], port: int) -> subprocess.Popen:
     if models:
         cmd += ["--models", *models]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
-            return proc
-        except OSError:
-            if proc.poll() is not None:
-                raise SystemExit("the app exited before serving; run `python app.py` to see why")
-            time.sleep(0.5)
-    proc.kill()
-    raise SystemExit("the app did not serve within 120 s")
+    try:
+        wait_until_serving(f"http://127.0.0.1:{port}/", proc, timeout=120)
+    except RuntimeError:
+        raise SystemExit("the app exited before serving; run `python app.py` to see why") from None
+    except TimeoutError:
+        proc.kill()
+        raise SystemExit("the app did not serve within 120 s") from None
+    return proc
 
 
 def small(path: Path, width: int = 1100) -> None:

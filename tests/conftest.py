@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from mdlm_viz import LLaDAConfig, LLaDAModelLM
-from tests.helpers import make_tiny_checkpoint
+from mdlm_viz.testing import make_tiny_checkpoint
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
@@ -35,7 +35,7 @@ def tiny_ctc_checkpoint(tmp_path_factory):
 def app_url(tmp_path_factory):
     """`python app.py` serving three tiny checkpoints (base, ce, ctc) on loopback, shared by the
     app and browser tests."""
-    from tests.app_server import running_app, tiny_model_specs
+    from scripts.app_server import running_app, tiny_model_specs
 
     work = tmp_path_factory.mktemp("app")
     with running_app(tiny_model_specs(work), log_path=work / "app.log") as url:

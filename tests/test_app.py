@@ -110,8 +110,9 @@ def test_bad_input_returns_a_friendly_message_not_a_traceback(client, prompt, ov
 
 
 def test_out_of_range_slider_values_are_refused_with_a_message(client):
-    with pytest.raises(gradio_client.exceptions.AppError, match="less than minimum value 0"):
-        run(client, temperature_v=-1)  # Gradio checks slider bounds before the app sees the value
+    status = run(client, temperature_v=-1)[0]  # the app checks the range, not Gradio: same words as the page
+    assert status.startswith("⚠ temperature must be between 0.0 and 5.0"), status
+    assert run(client, slack_v="lots")[0].startswith("⚠ slack bias must be")
 
 
 def test_alignment_and_ce_vs_ctc_panels(client):
@@ -136,28 +137,30 @@ def test_export_writes_traces_and_an_offline_figure_page(client):
 
 
 def test_a_missing_checkpoint_directory_is_named_before_anything_loads():
-    import app
+    from ui.page import main
 
-    with pytest.raises(SystemExit, match="checkpoint directory 'assets/no-such-dir' is missing"):
-        app.main(["--models", "base=tests", "ce=assets/no-such-dir"])
+    with pytest.raises(SystemExit, match="error: checkpoint directory 'assets/no-such-dir' is missing"):
+        main(["--models", "base=tests", "ce=assets/no-such-dir"])
 
 
 # ---- the app's server-side helpers, without a server
 def test_interleaved_decodes_draw_exactly_what_solo_seeded_runs_draw(tiny_checkpoint):
     import torch
 
-    import app
+    from ui.decoding import SeededDecode, interleave
+    from ui.models import load_models
+    from ui.settings import parse_settings
 
-    models = app.load_models({"a": str(tiny_checkpoint), "b": str(tiny_checkpoint)})
-    settings = app.parse_settings(16, 8, 8, "random", 1.0, 0.0, 7)  # sampling noise and random remasking
+    models = load_models({"a": str(tiny_checkpoint), "b": str(tiny_checkpoint)})
+    settings = parse_settings(16, 8, 8, "random", 1.0, 0.0, 7)  # sampling noise and random remasking
     ids = models["a"].prompt_ids("copy : the cat")
     kw = settings.sampler_kwargs(models["a"])
     torch.manual_seed(7)
     alone = mv.generate(models["a"].model, torch.tensor([ids]), record_trace=True, **kw).trace
     shift = mv.Shift(*valid_shift(alone), direction=1)
-    decodes = {"a": app.SeededDecode(models["a"], ids, settings),
-               "b": app.SeededDecode(models["b"], ids, settings, [shift])}
-    events = list(app.interleave(decodes))
+    decodes = {"a": SeededDecode(models["a"], ids, settings),
+               "b": SeededDecode(models["b"], ids, settings, [shift])}
+    events = list(interleave(decodes))
     assert [n for n, _, err in events[:4]] == ["a", "b", "a", "b"] and not any(e for _, _, e in events)
     torch.manual_seed(7)
     shifted = mv.generate(models["a"].model, torch.tensor([ids]), interventions=[shift], record_trace=True, **kw).trace
@@ -166,28 +169,30 @@ def test_interleaved_decodes_draw_exactly_what_solo_seeded_runs_draw(tiny_checkp
 
 
 def test_checkpoints_come_from_flags_then_the_environment_then_the_assets(monkeypatch):
-    import app
+    from ui.models import ConfigError, checkpoint_location, model_specs, parse_model_specs
 
     monkeypatch.setenv("MDLM_VIZ_MODELS", "x=/a, y=/b")
-    assert app.model_specs(["ce=runs/ce"]) == {"ce": "runs/ce"}
-    assert app.model_specs(None) == {"x": "/a", "y": "/b"}
+    assert model_specs(["ce=runs/ce"]) == {"ce": "runs/ce"}
+    assert model_specs(None) == {"x": "/a", "y": "/b"}
     monkeypatch.delenv("MDLM_VIZ_MODELS")
-    assert set(app.model_specs(None)) >= {"base", "ce", "ctc"}
-    with pytest.raises(SystemExit, match="NAME=PATH"):
-        app.parse_model_specs(["just-a-path"])
-    with pytest.raises(SystemExit, match="'assets/nope' is missing"):
-        app.checkpoint_location("assets/nope")
+    assert set(model_specs(None)) >= {"base", "ce", "ctc"}
+    with pytest.raises(ConfigError, match="NAME=PATH"):
+        parse_model_specs(["just-a-path"])
+    with pytest.raises(ConfigError, match="'assets/nope' is missing"):
+        checkpoint_location("assets/nope")
+    assert checkpoint_location("assets/ce").endswith("assets/ce")  # relative to the repository
 
 
 def test_the_slack_bias_reaches_only_checkpoints_with_a_slack_token(tiny_checkpoint, tiny_ctc_checkpoint):
-    import app
+    from ui.models import load_models
+    from ui.settings import UserError, parse_settings
 
-    models = app.load_models({"ce": str(tiny_checkpoint), "ctc": str(tiny_ctc_checkpoint)})
-    settings = app.parse_settings(16, 8, 8, "low_confidence", 0, 0, 0, 2.0)
+    models = load_models({"ce": str(tiny_checkpoint), "ctc": str(tiny_ctc_checkpoint)})
+    settings = parse_settings(16, 8, 8, "low_confidence", 0, 0, 0, 2.0)
     assert settings.sampler_kwargs(models["ctc"])["slack_bias"] == 2.0
     assert "slack_bias" not in settings.sampler_kwargs(models["ce"])  # the sampler would refuse it
-    with pytest.raises(app.UserError, match="slack_bias must be between -10.0 and 10.0"):
-        app.parse_settings(16, 8, 8, "low_confidence", 0, 0, 0, 99)
+    with pytest.raises(UserError, match="slack bias must be between -10.0 and 10.0"):
+        parse_settings(16, 8, 8, "low_confidence", 0, 0, 0, 99)
 
 
 def test_find_a_revealing_shift_applies_the_best_and_lists_the_others(client):
@@ -208,3 +213,31 @@ def test_the_finder_needs_a_decode_and_both_kinds_of_model(client):
     run(client, models=("base", "ce"))
     out = client.predict(0, api_name="/find_shift")
     assert "one with it (CTC)" in out[0]
+
+
+# ---- the bad-input battery: every public endpoint answers with the app's message, never Gradio's
+BAD_VALUES = ["NaN", "inf", "abc", None, -5, 10**12, 2.5]  # JSON has no NaN: clients send null or text
+
+
+@pytest.mark.parametrize("field", ["gen_length_v", "steps_v", "block_v", "seed_v"])
+def test_run_answers_every_bad_number_with_a_message(client, field):
+    for value in BAD_VALUES:
+        status = run(client, **{field: value})[0]
+        assert status.startswith("⚠") and "Traceback" not in status, (field, value, status)
+
+
+def test_every_endpoint_answers_bad_values_with_a_message(client):
+    assert run(client, prompt=None)[0].startswith("⚠")
+    assert run(client, models=("nobody",))[0].startswith("⚠ unknown model")
+    assert run(client, remasking_v="best")[0].startswith("⚠ remasking must be one of")
+    run(client)
+    for value in BAD_VALUES[:4]:
+        assert client.predict("one token", value, 0, "right →", 0.05, 0, api_name="/shift")[0].startswith("⚠")
+        assert client.predict("one token", 0, 0, "sideways", 0.05, 0, api_name="/shift")[0].startswith("⚠")
+        assert "⚠" in client.predict(value, api_name="/show_step")[0] or value is None
+        assert client.predict(value, 1, "slack", 0.1, api_name="/ce_vs_ctc")[0] is not None
+        assert client.predict("100", value, "slack", 0.1, api_name="/ce_vs_ctc")[0].startswith("⚠")
+    assert client.predict("nobody", "", "slack", False, api_name="/align")[0].startswith("⚠ unknown model")
+    assert client.predict("ctc", "", "merge", False, api_name="/align")[0].startswith("⚠ collapse map must be")
+    assert "page 1 of" in client.predict(api_name="/lesson_start")[0]  # the lesson needs no decode
+    assert run(client)[0].startswith("done")  # and the server still answers

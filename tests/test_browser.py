@@ -2,6 +2,7 @@
 pick a token by clicking it, inject the shift, and see every figure drawn, with no request
 leaving loopback. A screenshot goes to the test's tmp dir and to /tmp/app_screens/."""
 
+import json
 import shutil
 from pathlib import Path
 from urllib.parse import urlparse
@@ -11,6 +12,7 @@ import pytest
 sync_api = pytest.importorskip("playwright.sync_api")
 
 SCREENS = Path("/tmp/app_screens")
+ROOT = Path(__file__).resolve().parents[1]
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 
 
@@ -140,7 +142,48 @@ def test_run_scrub_shift_and_figures_in_a_browser(page, app_url, tmp_path):
     page.wait_for_selector("#robustness-table table", timeout=15_000)
     table = page.locator("#robustness-table").inner_text()
     assert "Pearson r" in table and "model - ce" in table  # and the paired comparison with ce
-    page.get_by_role("tab", name="Divergence").click()
-    page.wait_for_selector("#edit-distance .js-plotly-plot", timeout=15_000)
+    # The cascade view: where each model's shifted run differs from its clean run, step x position.
+    for name in ("ce", "ctc"):
+        page.wait_for_selector(f"#difference-{name} .js-plotly-plot", timeout=15_000)
     snap("app.png")
+
+    # A trace exported earlier replays with no model; a bad file gets a message, not a traceback.
+    page.get_by_role("tab", name="Export / import").click()
+    trace_file = tmp_path / "trace.json"
+    lesson = json.loads((ROOT / "assets" / "lesson" / "shift.json").read_text())
+    trace_file.write_text(json.dumps(lesson["shifted"]["ce"]))
+    page.locator("#trace-upload input[type=file]").set_input_files(str(trace_file))
+    page.wait_for_function("document.querySelector('#import-status')?.innerText.includes('replaying a trace of ce')",
+                           timeout=20_000)
+    page.wait_for_selector("#import-canvas .mv-canvas", timeout=10_000)
+    page.wait_for_selector("#import-heatmap .js-plotly-plot", timeout=10_000)
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format": "something else"}')
+    page.locator("#trace-upload button[aria-label='Clear']").first.click() if page.locator(
+        "#trace-upload button[aria-label='Clear']").count() else None
+    page.locator("#trace-upload input[type=file]").set_input_files(str(bad))
+    page.wait_for_function("document.querySelector('#import-status')?.innerText.includes('not a trace')",
+                           timeout=20_000)
+    assert page.outside == [], f"requests left loopback: {page.outside}"
+
+
+def test_the_lesson_loads_recorded_examples_and_points_at_them(page, app_url, tmp_path):
+    page.goto(app_url, wait_until="load")
+    page.get_by_role("tab", name="Lesson").click()
+    page.get_by_role("button", name="Start the lesson").click()
+    page.wait_for_function("document.querySelector('#lesson-text')?.innerText.includes('page 1 of')",
+                           timeout=20_000)
+    page.wait_for_selector("#canvas-ce .mv-canvas", timeout=10_000)  # the recorded decode, no model ran
+    assert "recorded, no model ran" in page.locator("#status").inner_text()
+    for n in range(2, 6):  # through the shift pages: the cascade maps drawn, the focus moves
+        page.get_by_role("button", name="Next →").click()
+        page.wait_for_function(f"document.querySelector('#lesson-text')?.innerText.includes('page {n} of')",
+                               timeout=20_000)
+    assert "difference-ctc" in page.locator("#lesson-focus").inner_html()
+    page.wait_for_selector("#difference-ctc .js-plotly-plot", timeout=10_000)
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    for width, name in ((1440, "lesson_desktop.png"), (390, "lesson_phone.png")):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.screenshot(path=str(tmp_path / name), full_page=True)
+        shutil.copy(tmp_path / name, SCREENS / name)
     assert page.outside == [], f"requests left loopback: {page.outside}"

@@ -42,7 +42,7 @@ CASES = {
     "missing data": (lambda f: ["eval", "--checkpoint", f["ckpt"], "--data", f["dir"] / "nope.jsonl"],
                      "no such file"),
     "no checkpoint": (lambda f: ["eval", "--checkpoint", f["dir"] / "nothing", "--data", f["good"]],
-                      "neither a directory nor a hub repo id"),
+                      "is missing (and it is not a hub repo id"),
     "hub id offline": (lambda f: ["eval", "--checkpoint", "nobody/nothing", "--data", f["good"]],
                        "not in the local Hugging Face cache"),
     "negative steps": (lambda f: ["sft", "--base", f["ckpt"], "--generate", "--steps", "-3", "--out", f["dir"] / "o2"],

@@ -164,8 +164,25 @@ def test_load_checkpoint_knows_slack_and_collapse(tiny_ctc_checkpoint):
 def test_hub_id_offline_fails_with_a_clear_message():
     with pytest.raises(FileNotFoundError, match="HF_HUB_OFFLINE"):
         mv.load_checkpoint("GSAI-ML/LLaDA-8B-Instruct")
-    with pytest.raises(FileNotFoundError, match="neither a directory"):
+    with pytest.raises(FileNotFoundError, match="'./no/such/dir' is missing"):
         mv.load_checkpoint("./no/such/dir")
+    with pytest.raises(FileNotFoundError, match="HF_HUB_OFFLINE"):  # the explicit form of a hub id
+        mv.load_checkpoint("hub:GSAI-ML/LLaDA-8B-Instruct")
+
+
+def test_named_checkpoint_references_parse_in_one_place(tmp_path):
+    from mdlm_viz.checkpoint import locate_checkpoint, parse_named_refs
+
+    assert parse_named_refs("a=x/y, b=/tmp") == {"a": "x/y", "b": "/tmp"}
+    assert parse_named_refs(["ce=assets/ce"]) == {"ce": "assets/ce"}
+    for bad in (["just-a-path"], ["=x"], ["a="], ["a=x", "a=y"]):
+        with pytest.raises(ValueError, match="NAME=PATH|twice"):
+            parse_named_refs(bad)
+    (tmp_path / "ck").mkdir()
+    assert locate_checkpoint("ck", base_dir=tmp_path) == tmp_path / "ck"  # relative to the repo
+    assert locate_checkpoint("owner/name") == "owner/name" and locate_checkpoint("hub:ck/x") == "ck/x"
+    with pytest.raises(FileNotFoundError, match="is missing"):
+        locate_checkpoint("assets/nope")
 
 
 def test_4bit_needs_cuda(tiny_checkpoint):

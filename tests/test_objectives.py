@@ -118,7 +118,7 @@ def test_objective_loss_is_ce_plus_lambda_ctc_on_a_collated_batch():
     """The trainer's loss (shared with bench/bench_ctc_capacity.py): CE on the augmented batch, plus
     lambda times the CTC term for the ctc objective; CE alone otherwise."""
     from train.data import SFTCollator, SFTExample
-    from train.trainer import Objective, objective_loss
+    from train.objectives import Objective, objective_loss
 
     torch.manual_seed(4)
     examples = [SFTExample([5, 6], [1, 2, 2, 3, 0]), SFTExample([5], [4, 1, 0])]

@@ -9,7 +9,8 @@ import torch
 import mdlm_viz as mv
 from mdlm_viz import reveal
 from mdlm_viz.trace import Step, Trace
-from train import corpus, stories
+from train import corpus
+from train.corpus import stories
 from train.data import GeneratedSFT
 
 PROMPT = torch.tensor([[10, 11, 12, 13, 14]])

@@ -1,7 +1,7 @@
-"""The shift-robustness evaluation: measures on hand-made cases, the sweep on micro models."""
+"""The shift-robustness evaluation on micro models: prompt selection, the likelihood judge, the sweep, the CLI.
+Its statistics are tested in test_stats.py."""
 
 import json
-import math
 
 import pytest
 import torch
@@ -9,75 +9,8 @@ import torch
 import mdlm_viz as mv
 from mdlm_viz import robustness as rb
 from mdlm_viz.figures import robustness_figure
-from tests.helpers import make_tiny_checkpoint
-
-
-def test_edit_distance_and_similarity():
-    assert rb.edit_distance("kitten", "sitting") == 3
-    assert rb.edit_distance("", "abc") == 3
-    assert rb.edit_distance([1, 2, 3], [1, 3]) == 1
-    assert rb.edit_similarity("", "") == 1.0
-    assert rb.edit_similarity("abcd", "abcd") == 1.0
-    assert rb.edit_similarity("abcd", "abed") == pytest.approx(0.75)
-    assert rb.edit_similarity("ab", "xyz") == 0.0
-
-
-def test_pairwise_win_ties_identical_text():
-    assert rb.pairwise_win(0.9, 0.1, same=True) == 0.5  # identical text ties whatever the scores
-    assert rb.pairwise_win((True, 1.0), (False, 0.9), same=False) == 1.0
-    assert rb.pairwise_win((False, 0.95), (True, 0.5), same=False) == 0.0  # correctness first
-    assert rb.pairwise_win((False, 0.5), (False, 0.5), same=False) == 0.5
-    assert rb.pairwise_win(-2.0, -1.0, same=False) == 0.0
-
-
-def test_pearson_hand_case():
-    assert rb.pearson([0, 1, 2, 3], [1, 3, 5, 7]) == pytest.approx(1.0)
-    assert rb.pearson([0, 1, 2], [2, 1, 0]) == pytest.approx(-1.0)
-    # x = 1..5, y = 2, 4, 5, 4, 5: r = 6 / sqrt(10 * 6) = 0.7746
-    assert rb.pearson([1, 2, 3, 4, 5], [2, 4, 5, 4, 5]) == pytest.approx(6 / math.sqrt(60))
-    assert math.isnan(rb.pearson([1, 2, 3], [1, 1, 1]))
-
-
-def test_strength_correlation_and_bootstrap():
-    # Win rates 0.5, 1/3, 0 at r = 0, 5, 10%: Pearson r = -0.9820 by hand.
-    wins = {(0.0, 0): [0.5] * 6, (0.05, 0): [0.5, 0.5, 0.5, 0.5, 0.0, 0.0], (0.1, 0): [0.0] * 6}
-    res = rb.strength_correlation(wins, n_boot=200)
-    assert res["r"] == pytest.approx(-0.98198, abs=1e-4)
-    assert res["ci"][0] <= res["r"] <= res["ci"][1] and res["ci"][1] < 0
-    exact = {(0.0, 0): [0.5] * 4, (0.05, 0): [0.25] * 4, (0.1, 0): [0.0] * 4}  # every prompt alike
-    res = rb.strength_correlation(exact, n_boot=50)
-    assert res["r"] == pytest.approx(-1.0) and res["ci"] == pytest.approx([-1.0, -1.0])
-    flat = {(0.0, 0): [0.5] * 3, (0.1, 0): [0.5] * 3}
-    assert rb.strength_correlation(flat, n_boot=20)["r"] is None  # constant win rate: undefined, not 0
-
-
-def test_mean_ci_brackets_the_mean():
-    lo, hi = rb.mean_ci([0, 0, 1, 1, 1, 0, 1, 1], n_boot=500)
-    assert lo < 5 / 8 < hi and 0 <= lo and hi <= 1
-
-
-def test_paired_difference_hand_case():
-    a = [1, 1, 0, 1, 0, 1, 1, 0]  # 5 / 8
-    b = [1, 0, 0, 1, 0, 1, 0, 0]  # 3 / 8: a alone right on rows 1 and 6, b alone on none
-    res = rb.paired_difference(a, b, n_boot=400)
-    assert res["diff"] == pytest.approx(0.25) and (res["a_only"], res["b_only"]) == (2, 0)
-    assert 0 <= res["ci"][0] <= 0.25 <= res["ci"][1]  # a never loses a pair: no resample goes below 0
-    same = rb.paired_difference(a, a, n_boot=50)
-    assert same["diff"] == 0 and same["ci"] == [0, 0]
-    with pytest.raises(ValueError, match="same, non-zero length"):
-        rb.paired_difference([1, 0], [1])
-
-
-def test_correlation_difference_is_paired():
-    falls = {(0.0, 0): [0.5] * 4, (0.05, 0): [0.25] * 4, (0.1, 0): [0.0] * 4}  # r = -1 on every resample
-    holds = {(0.0, 0): [0.5] * 4, (0.05, 0): [0.5, 0.5, 0.5, 0.0], (0.1, 0): [0.5, 0.5, 0.0, 0.5]}
-    res = rb.correlation_difference(holds, falls, n_boot=200)
-    r_holds = rb.strength_correlation(holds, n_boot=10)["r"]
-    assert res["diff"] == pytest.approx(r_holds + 1.0)
-    assert res["ci"][0] <= res["diff"] <= res["ci"][1]
-    assert rb.correlation_difference(falls, falls, n_boot=20)["ci"] == pytest.approx([0.0, 0.0])
-    with pytest.raises(ValueError, match="same"):
-        rb.correlation_difference(falls, {(0.0, 0): [0.5] * 4}, n_boot=5)
+from mdlm_viz.report import comparison_table, markdown_table
+from mdlm_viz.testing import make_tiny_checkpoint
 
 
 def test_select_prompts_round_robin():
@@ -165,7 +98,8 @@ def test_robustness_cli_quick(tmp_path, tiny_checkpoint, tiny_ctc_checkpoint):
     assert set(comp["win_rate"]) == {"0.1"}
     top = res["models"]["ctc"]["by_strength"][-1]["win_rate"] - res["models"]["ce"]["by_strength"][-1]["win_rate"]
     assert comp["win_rate"]["0.1"]["diff"] == pytest.approx(top)
-    assert "| ctc |" in rb.comparison_table(res)
+    assert "| ctc |" in comparison_table(res)
+    assert "| ce |" in markdown_table(res) and "| ctc |" in markdown_table(res)
     with pytest.raises(ValueError, match="not one of the swept"):
         main(["robustness", "--models", f"ce={tiny_checkpoint}", "--reference", "ctc", "--data", str(data),
               "--out", str(out), "--quick"])

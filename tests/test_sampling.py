@@ -222,10 +222,10 @@ def test_standard_collapse_does_not_depend_on_commit_order():
     "kw, message",
     [
         (dict(steps=7, gen_length=16, block_length=8), "multiple of the number of blocks"),
-        (dict(steps=8, gen_length=16, block_length=5), "multiple of block_length"),
+        (dict(steps=8, gen_length=16, block_length=5), "multiple of the block length"),
         (dict(steps=8, gen_length=16, block_length=8, remasking="best"), "unknown remasking"),
         (dict(steps=8, gen_length=600, block_length=600), "exceeds the model's maximum"),
-        (dict(steps=32, gen_length=16, block_length=16), "must not exceed gen_length"),
+        (dict(steps=32, gen_length=16, block_length=16), "must not exceed the generation length"),
         (dict(steps=8, gen_length=16, block_length=8, collapse="merge"), "unknown collapse"),
         (dict(steps=8, gen_length=16, block_length=8, temperature=-1), ">= 0"),
     ],

@@ -1,4 +1,4 @@
-"""Corpus builder and tokenizer trainer (train/corpus.py, train/tokenizer.py).
+"""Corpus builder and tokenizer trainer (train/corpus/, train/tokenizer.py).
 
 Offline and fast: only the built-in task generator and tiny inline texts; package fetching is
 disabled so nothing here can reach a registry.
@@ -10,7 +10,8 @@ import re
 
 import pytest
 
-from train import corpus, stories, tokenizer
+from train import corpus, tokenizer
+from train.corpus import fetch, readers, stories
 
 # An independent reader of English number words, to check the generator's speller against.
 _UNITS = {w: i for i, w in enumerate(
@@ -39,14 +40,14 @@ def words_to_int(text: str) -> int:
 def no_network(monkeypatch):
     def refuse(*args, **kwargs):
         raise RuntimeError("tests must not download packages")
-    monkeypatch.setattr(corpus, "_fetch_deb", refuse)
-    monkeypatch.setattr(corpus, "_fetch_pypi", refuse)
+    monkeypatch.setattr(fetch, "_fetch_deb", refuse)
+    monkeypatch.setattr(fetch, "_fetch_pypi", refuse)
 
 
 @pytest.fixture
 def no_system_packages(monkeypatch):
     """Make installed Debian/PyPI data invisible, so results do not depend on the machine."""
-    monkeypatch.setattr(corpus, "_system_root", lambda pkg: None)
+    monkeypatch.setattr(fetch, "_system_root", lambda pkg: None)
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +156,7 @@ def test_build_corpus_generator_only(tmp_path, no_system_packages, capsys):
     assert all(s["reason"] for s in manifest["sources"].values())
 
     for name, info in manifest["files"].items():
-        assert corpus._sha256_file(out / name) == info["sha256"]
+        assert fetch.sha256_file(out / name) == info["sha256"]
         assert len(_read_jsonl(out / name)) == info["records"]
     train, heldout = _read_jsonl(out / "sft_train.jsonl"), _read_jsonl(out / "sft_heldout.jsonl")
     counts = manifest["counts"]
@@ -196,7 +197,7 @@ def test_quiz_reader_on_inline_tables(tmp_path):
     (base / "europe").write_text("Austria:Vienna|Wien\n{The }Gambia:Banjul\nIceland:Reykjav['i|i'|i]k\n")
     (base / "babies").write_text("cub:lion|tiger\n")
     (base / "pres").write_text("{G{eorge} }Washington:1789-{17}97:{J{ohn} }Adams:\\\n{J{ohn} }Adams\n")
-    got = {e.prompt: e.answer for e in corpus.read_quiz({"bsdgames": tmp_path}).examples}
+    got = {e.prompt: e.answer for e in readers.read_quiz({"bsdgames": tmp_path}).examples}
     assert got["What is the capital of Austria?"] == "Vienna"
     assert got["What is the capital of The Gambia?"] == "Banjul"
     assert got["What is the capital of Iceland?"] == "Reykjavík"
@@ -210,9 +211,39 @@ def test_cli_offline_generator_only(tmp_path, no_system_packages):
     corpus.add_arguments(parser)
     args = parser.parse_args(["--out", str(tmp_path / "out"), "--sources", "--tasks", "60", "--seed", "3",
                               "--offline", "--cache", str(tmp_path / "cache")])
-    assert corpus.run(args) == 0
+    assert corpus.run(corpus.CorpusConfig.from_args(args)) == 0
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["seed"] == 3 and manifest["params"]["n_tasks"] == 60
+
+
+def test_every_command_line_is_its_config():
+    """Each command's flags are its config's fields, with the config's defaults; a config survives
+    the JSON trip a parallel fine-tune takes (train/parallel.py)."""
+    from dataclasses import asdict, fields
+
+    from train.__main__ import COMMANDS, build_parser
+    from train.run import SFTConfig
+
+    required = {"corpus": ["--out", "o"], "tokenizer": ["--corpus", "c", "--out", "o"],
+                "pretrain": ["--tokenizer", "t", "--data", "d", "--out", "o"], "sft": ["--base", "b", "--out", "o"],
+                "eval": ["--checkpoint", "c", "--data", "d"],
+                "robustness": ["--models", "a=b", "--data", "d", "--out", "o"],
+                "demo-check": ["--models", "a=b", "c=d", "--data", "d"], "recipe": ["embedded"]}
+    assert set(required) == set(COMMANDS)
+    parser = build_parser()
+    for command, argv in required.items():
+        args = parser.parse_args([command, *argv])
+        config_type = COMMANDS[command][1]
+        flags = {k for k in vars(args) if not k.startswith("_")} - {"command"}
+        assert flags == {f.name for f in fields(config_type)}, command
+        # every flag left out takes the config's default
+        given = {f.name for f in fields(config_type) if f"--{f.name.replace('_', '-')}" in argv} | {"name"}
+        cfg, default = asdict(config_type.from_args(args)), asdict(config_type())
+        assert {k: v for k, v in cfg.items() if k not in given} == {k: v for k, v in default.items() if k not in given}
+    cfg = SFTConfig(base="b", out="o", generate=["copy", "copy"], objective="ctc", heldout=["h.jsonl"])
+    assert SFTConfig.from_json(cfg.to_json()) == cfg
+    assert cfg.describe() == ("SFTConfig(out='o', heldout=['h.jsonl'], base='b', generate=['copy', 'copy'], "
+                              "objective='ctc')")
 
 
 # ---------------------------------------------------------------------------------------------

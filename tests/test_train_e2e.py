@@ -230,7 +230,7 @@ def test_eval_reports_heldout_loss_and_accuracy_per_family(pipeline, tmp_path, c
 
 def test_sft_ctc_adds_the_slack_token_when_the_base_lacks_it(tmp_path):
     """The LLaDA-8B path: its tokenizer has no <slack>; the token is added, the embeddings resized."""
-    from tests.helpers import make_tiny_checkpoint
+    from mdlm_viz.testing import make_tiny_checkpoint
 
     base = make_tiny_checkpoint(tmp_path / "base", tokenizer_has_slack=False)
     before = mv.load_checkpoint(base)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import mdlm_viz as mv
-from mdlm_viz import figures, viewer
+from mdlm_viz import alignment, divergence, figures, shift_loss, stats, viewer
 from mdlm_viz.trace import Displacement, Step, Trace
 
 MASK, SLACK, EOS = 9, 7, 8
@@ -70,23 +70,23 @@ def test_divergence_of_hand_made_runs():
     clean = hand_trace()
     shifted = hand_trace()
     shifted.steps[2].canvas = [1, SLACK, SLACK, 2, EOS, EOS]
-    div = viewer.divergence(clean, shifted)
+    div = divergence.divergence(clean, shifted)
     assert div.first_difference == [None, None, 2]
     assert div.edit_distance == [0, 0, 1]  # "1 2 3" vs "1 2"
     assert div.final_differences == [2, 3] and div.absorbing_slack == [2]
-    assert "absorbed it at position(s) 2" in viewer.divergence_summary(div)
-    assert viewer.divergence_summary(viewer.divergence(clean, clean)).startswith("identical")
+    assert "absorbed it at position(s) 2" in divergence.divergence_summary(div)
+    assert divergence.divergence_summary(divergence.divergence(clean, clean)).startswith("identical")
 
 
 def test_edit_distance_and_units():
-    assert viewer.edit_distance([1, 2, 3], [1, 3]) == 1
-    assert viewer.edit_distance([], [4, 5]) == 2 and viewer.edit_distance([1, 2], [2, 1]) == 2
-    assert viewer.split_units("100") == ["1", "0", "0"] and viewer.split_units(" the cat ") == ["the", "cat"]
+    assert stats.edit_distance([1, 2, 3], [1, 3]) == 1
+    assert stats.edit_distance([], [4, 5]) == 2 and stats.edit_distance([1, 2], [2, 1]) == 2
+    assert shift_loss.split_units("100") == ["1", "0", "0"] and shift_loss.split_units(" the cat ") == ["the", "cat"]
 
 
 def test_shift_costs_ce_every_later_position_but_ctc_with_slack_almost_nothing():
     eps = 0.1
-    losses = viewer.shift_losses(list("1234567"), 2, epsilon=eps)
+    losses = shift_loss.shift_losses(list("1234567"), 2, epsilon=eps)
     assert losses.prediction == ["1", "2", "<slack>", "3", "4", "5", "6", "7"]
     assert losses.reference == list("1234567") + ["EOS"]
     wrong = -math.log(eps / (7 + 2 - 1))
@@ -97,14 +97,14 @@ def test_shift_costs_ce_every_later_position_but_ctc_with_slack_almost_nothing()
 
 
 def test_standard_collapse_loses_a_repeated_digit_the_slack_collapse_keeps():
-    losses = viewer.shift_losses(list("100"), 1)  # "1 <slack> 0 0": standard merges the 0s into "10"
+    losses = shift_loss.shift_losses(list("100"), 1)  # "1 <slack> 0 0": standard merges the 0s into "10"
     assert losses.ctc["slack"] < 1.0 < 3.0 < losses.ctc["standard"]
-    repeat = viewer.shift_losses(list("123"), 1, fill="repeat")  # "1 2 2 3": only merging repeats spells it
+    repeat = shift_loss.shift_losses(list("123"), 1, fill="repeat")  # "1 2 2 3": only merging repeats spells it
     assert repeat.ctc["standard"] < 1.0 < 3.0 < repeat.ctc["slack"]
     with pytest.raises(ValueError, match="position 3 must be in 0..2"):
-        viewer.shift_losses(list("123"), 3)
+        shift_loss.shift_losses(list("123"), 3)
     with pytest.raises(ValueError, match="empty"):
-        viewer.shift_losses([], 0)
+        shift_loss.shift_losses([], 0)
 
 
 def test_a_real_decode_renders_every_step_and_its_shift_diverges_from_the_shift_on(tiny_model):
@@ -117,7 +117,7 @@ def test_a_real_decode_renders_every_step_and_its_shift_diverges_from_the_shift_
     for s in range(8):
         html = viewer.canvas_html(shifted, s, str)
         assert html.count("data-pos=") == 16 and f'data-step="{s}"' in html
-    div = viewer.divergence(clean, shifted)
+    div = divergence.divergence(clean, shifted)
     assert div.first_difference[:step] == [None] * step and div.first_difference[step] == pos
     assert len(div.edit_distance) == 8
 
@@ -125,20 +125,20 @@ def test_a_real_decode_renders_every_step_and_its_shift_diverges_from_the_shift_
 def test_emissions_at_commit_are_the_models_distributions_when_each_position_was_decided(tiny_model):
     trace = mv.generate(tiny_model, torch.tensor([[10, 11, 12]]), steps=4, gen_length=8, block_length=8,
                         record_trace=True).trace
-    em = viewer.emissions_at_commit(tiny_model, trace, chunk=2)
+    em = alignment.emissions_at_commit(tiny_model, trace, chunk=2)
     assert em.shape == (8, 300) and torch.allclose(em.logsumexp(-1), torch.zeros(8), atol=1e-4)
     p = trace.steps[2].positions[0]
     with torch.no_grad():
         x = torch.tensor([trace.prompt + trace.canvas_at(1)])
         expected = torch.log_softmax(tiny_model(x).logits[0, 3 + p].float(), -1)
     assert torch.allclose(em[p], expected, atol=1e-5)
-    assert viewer.alignment_length(trace, 3) >= 3
+    assert alignment.alignment_length(trace, 3) >= 3
 
 
 def test_app_figures_draw_the_numbers_they_are_given():
     fig = figures.edit_distance_figure({"ce": [0, 2, 3], "ctc": [0, 1, 0]}, shift_steps=[1])
     assert [list(t.y) for t in fig.data] == [[0, 2, 3], [0, 1, 0]] and len(fig.layout.shapes) == 1
-    losses = viewer.shift_losses(list("100"), 1)
+    losses = shift_loss.shift_losses(list("100"), 1)
     fig = figures.shift_loss_figure(losses.reference, losses.prediction, losses.ce_per_position, losses.ctc)
     per_position, totals = fig.data
     assert list(per_position.y) == pytest.approx(losses.ce_per_position)

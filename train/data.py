@@ -16,6 +16,8 @@ from pathlib import Path
 
 import torch
 
+from mdlm_viz.chat import prompt_ids, response_ids
+
 from .objectives import insert_slack
 
 
@@ -126,10 +128,7 @@ class GeneratedSFT(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> SFTExample:
         ex = self._example(int(i), self.seed, self.families, self.heldout_fraction)
-        prompt = self.tokenizer.apply_chat_template([{"role": "user", "content": ex.prompt}],
-                                                    add_generation_prompt=True, tokenize=True, return_dict=False)
-        response = self.tokenizer(ex.response, add_special_tokens=False)["input_ids"] + [self.tokenizer.eos_token_id]
-        return SFTExample(list(prompt), response)
+        return SFTExample(prompt_ids(self.tokenizer, ex.prompt), response_ids(self.tokenizer, ex.response))
 
 
 def slack_length(n: int, s_max: float, repeats: int = 0) -> int:
@@ -144,9 +143,7 @@ def load_sft(paths, tokenizer, max_length: int, s_max: float = 0.0, collapse: st
     for path in paths:
         for rec in read_records(path):
             messages, answer = split_chat(rec)
-            prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
-                                                   return_dict=False)
-            response = tokenizer(answer, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+            prompt, response = prompt_ids(tokenizer, messages), response_ids(tokenizer, answer)
             repeats = sum(a == b for a, b in zip(response, response[1:])) if collapse == "standard" else 0
             if len(prompt) + slack_length(len(response), s_max, repeats) > max_length:
                 data.skipped_too_long += 1

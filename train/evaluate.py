@@ -11,14 +11,17 @@ from __future__ import annotations
 import argparse
 import json
 from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 import mdlm_viz as mv
-from mdlm_viz.robustness import chat_batch, paired_difference
+from mdlm_viz.chat import decode_chats
+from mdlm_viz.stats import paired_difference
 
 from . import objectives as obj
+from .config import StageConfig
 from .data import SFTCollator, load_sft, read_records, split_chat
 
 
@@ -28,25 +31,43 @@ from .data import SFTCollator, load_sft, read_records, split_chat
 HELDOUT_BATCH = 32
 
 
+@dataclass
+class EvalConfig(StageConfig):
+    checkpoint: str = ""  # directory or hub id (required on the command line)
+    data: list[str] = field(default_factory=list)  # held-out SFT JSONL (required on the command line)
+    limit: int = 200  # at most this many prompts are decoded
+    steps: int | None = None  # sampler settings; None: the checkpoint's
+    gen_length: int | None = None
+    block_length: int | None = None
+    slack_bias: float | None = None
+    eos_last: bool = False
+    batch_size: int = 16  # prompts decoded together
+    seed: int = 0
+    max_length: int = 256
+    against: str | None = None  # a second checkpoint, compared on the same prompts
+    out: str | None = None  # the results as JSON
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    EvalConfig.set_cli_defaults(p)
     p.add_argument("--checkpoint", required=True, help="checkpoint directory or hub id")
     p.add_argument("--data", required=True, nargs="+", help="held-out SFT JSONL (records with 'answer' are scored)")
-    p.add_argument("--limit", type=int, default=200, help="at most this many prompts are decoded")
-    p.add_argument("--steps", type=int, default=None, help="sampler steps (default: the checkpoint's)")
-    p.add_argument("--gen-length", type=int, default=None)
-    p.add_argument("--block-length", type=int, default=None)
-    p.add_argument("--slack-bias", type=float, default=None,
+    p.add_argument("--limit", type=int, help="at most this many prompts are decoded")
+    p.add_argument("--steps", type=int, help="sampler steps (default: the checkpoint's)")
+    p.add_argument("--gen-length", type=int)
+    p.add_argument("--block-length", type=int)
+    p.add_argument("--slack-bias", type=float,
                    help="lower <slack>'s logit by this much when decoding (default: the checkpoint's, else 0)")
     p.add_argument("--eos-last", action="store_true",
                    help="commit EOS predictions last (the sampler's confidence_eos_eot_inf), for both checkpoints")
-    p.add_argument("--batch-size", type=int, default=16,
+    p.add_argument("--batch-size", type=int,
                    help="prompts decoded together (the held-out CE always uses batches of %d)" % HELDOUT_BATCH)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-length", type=int, default=256)
-    p.add_argument("--against", default=None, metavar="CHECKPOINT",
+    p.add_argument("--seed", type=int)
+    p.add_argument("--max-length", type=int)
+    p.add_argument("--against", metavar="CHECKPOINT",
                    help="also decode the same prompts with this checkpoint and report the paired accuracy "
                         "difference (checkpoint - against) with a bootstrap CI")
-    p.add_argument("--out", default=None, help="write the results as JSON here")
+    p.add_argument("--out", help="write the results as JSON here")
 
 
 @torch.no_grad()
@@ -69,15 +90,9 @@ def heldout_loss(model, tokenizer, facts, paths, max_length: int, batch_size: in
     return total / n
 
 
-def _generate(model, tokenizer, facts, messages_list, **sampler):
-    pad = facts.pad_id if facts.pad_id is not None else facts.eos_id
-    ids, mask = chat_batch(tokenizer, messages_list, pad)
-    return mv.generate(model, ids, attention_mask=mask, **facts.sampler_kwargs(), **sampler)
-
-
 def decode_batch(model, tokenizer, facts, messages_list, **sampler) -> list[str]:
-    """Left-pad chat prompts and decode them together."""
-    return [t.strip() for t in _generate(model, tokenizer, facts, messages_list, **sampler).texts(tokenizer)]
+    """Chat prompts decoded together, as stripped answers."""
+    return [t.strip() for t in decode_chats(model, tokenizer, facts, messages_list, sampler).texts(tokenizer)]
 
 
 def task_accuracy(model, tokenizer, facts, paths, limit: int, batch_size: int, **sampler) -> dict:
@@ -88,7 +103,7 @@ def task_accuracy(model, tokenizer, facts, paths, limit: int, batch_size: int, *
     samples, correct, outputs, slack = [], [], [], []
     for i in range(0, len(records), batch_size):
         chunk = records[i:i + batch_size]
-        out = _generate(model, tokenizer, facts, [split_chat(r)[0] for r in chunk], **sampler)
+        out = decode_chats(model, tokenizer, facts, [split_chat(r)[0] for r in chunk], sampler)
         for j, (rec, text) in enumerate(zip(chunk, out.texts(tokenizer))):
             text = text.strip()
             family = rec.get("family", "all")
@@ -120,37 +135,37 @@ def slack_breakdown(correct: list[float], slack: list[int], reference: list[floa
     return out
 
 
-def run(args) -> int:
-    model, tokenizer, facts = mv.load_checkpoint(args.checkpoint)
+def run(cfg: EvalConfig) -> int:
+    model, tokenizer, facts = mv.load_checkpoint(cfg.checkpoint)
     defaults = {"steps": 64, "gen_length": 64, "block_length": 32, **facts.defaults}  # the checkpoint's win
-    sampler = {k: v for k, v in dict(steps=args.steps, gen_length=args.gen_length,
-                                      block_length=args.block_length, slack_bias=args.slack_bias).items()
+    sampler = {k: v for k, v in dict(steps=cfg.steps, gen_length=cfg.gen_length,
+                                      block_length=cfg.block_length, slack_bias=cfg.slack_bias).items()
                if v is not None}
-    if args.eos_last:
+    if cfg.eos_last:
         sampler["confidence_eos_eot_inf"] = True
     sampler = {**defaults, **sampler}
-    torch.manual_seed(args.seed)
+    torch.manual_seed(cfg.seed)
     results = {
-        "checkpoint": str(args.checkpoint), "objective": facts.objective, "sampler": sampler,
-        "heldout_ce": round(heldout_loss(model, tokenizer, facts, args.data, args.max_length, seed=args.seed), 4),
-        **task_accuracy(model, tokenizer, facts, args.data, args.limit, args.batch_size, **sampler),
+        "checkpoint": str(cfg.checkpoint), "objective": facts.objective, "sampler": sampler,
+        "heldout_ce": round(heldout_loss(model, tokenizer, facts, cfg.data, cfg.max_length, seed=cfg.seed), 4),
+        **task_accuracy(model, tokenizer, facts, cfg.data, cfg.limit, cfg.batch_size, **sampler),
     }
-    if args.against:
-        other, other_tok, other_facts = mv.load_checkpoint(args.against)
-        torch.manual_seed(args.seed)
+    if cfg.against:
+        other, other_tok, other_facts = mv.load_checkpoint(cfg.against)
+        torch.manual_seed(cfg.seed)
         theirs_sampler = {k: v for k, v in sampler.items()  # a slack bias only applies to a model with <slack>
                           if not (k == "slack_bias" and other_facts.slack_id is None)}
-        theirs = task_accuracy(other, other_tok, other_facts, args.data, args.limit, args.batch_size, **theirs_sampler)
-        results["against"] = {"checkpoint": str(args.against), "accuracy": theirs["accuracy"],
+        theirs = task_accuracy(other, other_tok, other_facts, cfg.data, cfg.limit, cfg.batch_size, **theirs_sampler)
+        results["against"] = {"checkpoint": str(cfg.against), "accuracy": theirs["accuracy"],
                               "per_family": theirs["per_family"],
                               "difference": paired_difference(results["correct"], theirs["correct"]),
                               "outputs": theirs["outputs"]}
     if facts.slack_id is not None:
         results["slack_breakdown"] = slack_breakdown(results["correct"], results["slack"],
-                                                     theirs["correct"] if args.against else None)
+                                                     theirs["correct"] if cfg.against else None)
     results["correct"] = "".join(str(int(c)) for c in results["correct"])  # one digit per prompt, file order
-    if args.out:
-        Path(args.out).write_text(json.dumps(results, indent=2, ensure_ascii=False))
+    if cfg.out:
+        Path(cfg.out).write_text(json.dumps(results, indent=2, ensure_ascii=False))
     # the per-prompt lists go to --out only
     shown = {k: v for k, v in results.items() if k not in ("outputs", "slack")}
     if "against" in shown:

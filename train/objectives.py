@@ -14,6 +14,10 @@ maskable token is replaced by the mask token independently with probability p_ma
   under all alignments to the augmented response region. Visible positions emit their known token
   ("forced", the default) or the model's distribution ("free"). The same log-softmax tensor feeds
   both terms, so the CTC term costs no second B x L x V tensor.
+
+`Objective` names a run's choice among these (stage, CE or CE + CTC, weighting, collapse...) and
+`objective_loss` turns one collated batch into that loss; the trainer and the studies in `bench/`
+both call it.
 """
 
 from __future__ import annotations
@@ -131,3 +135,49 @@ def ctc_term(log_probs: torch.Tensor, noisy: torch.Tensor, masked: torch.Tensor,
 def log_softmax32(logits: torch.Tensor) -> torch.Tensor:
     """Log-probabilities in float32 whatever the model's dtype (bf16 logits lose the tail)."""
     return F.log_softmax(logits.float(), dim=-1)
+
+
+# ----------------------------------------------------------------------------------------------
+# A run's objective: which of the terms above, and how they combine into one batch's loss
+
+
+@dataclass
+class Objective:
+    stage: str  # "pretrain" or "sft"
+    mask_id: int
+    kind: str = "ce"  # "ce" or "ctc" (CE on the slack-augmented target + lam * CTC)
+    slack_id: int | None = None
+    lam: float = 0.1
+    collapse: str = "slack"
+    emission: str = "forced"
+    eps: float = 1e-3
+    weighting: str = "elbo"  # SFT CE: "elbo" (LLaDA, 1 / p_mask) or "flat" (mean over masked tokens)
+
+    def __post_init__(self):
+        if self.stage not in ("pretrain", "sft") or self.kind not in ("ce", "ctc") or self.weighting not in WEIGHTINGS:
+            raise ValueError(f"unknown objective {self.stage}/{self.kind}")
+        if self.kind == "ctc" and self.slack_id is None:
+            raise ValueError("the ctc objective needs a slack token id")
+
+
+def objective_loss(o: Objective, log_probs: torch.Tensor, ids: torch.Tensor, noised: Noised,
+                   inputs: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The training loss of one batch and its logged parts, from the model's log-probabilities [B, L, V].
+
+    `inputs` is a collator's batch (`prompt_lengths`, `answer_lengths`, and for CTC `ctc_targets`,
+    `ctc_target_lengths`, `ctc_region_lengths`). The trainer and the studies in `bench/` share it."""
+    if o.stage == "sft" and o.weighting == "flat":
+        ce = sft_loss_flat(log_probs, ids, noised.masked)
+    elif o.stage == "sft":
+        ce = sft_loss(log_probs, ids, noised.masked, noised.p_mask, inputs["answer_lengths"])
+    else:
+        ce = pretrain_loss(log_probs, ids, noised.masked, noised.p_mask)
+    parts = {"ce": ce}
+    if o.kind != "ctc" or "ctc_targets" not in inputs:
+        return ce, parts
+    ctc_loss, feasible = ctc_term(
+        log_probs, noised.noisy, noised.masked, inputs["prompt_lengths"], inputs["ctc_region_lengths"],
+        inputs["ctc_targets"], inputs["ctc_target_lengths"], slack_id=o.slack_id, collapse=o.collapse,
+        emission=o.emission)
+    parts.update(ctc=ctc_loss, ctc_infeasible=(~feasible).sum())
+    return ce + o.lam * ctc_loss, parts

@@ -25,11 +25,21 @@ import argparse
 import json
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Callable
 
 import torch
 
+from . import corpus, demo_check, robustness, tokenizer
+from .cards import export_card
+from .config import StageConfig
+from .corpus import CorpusConfig
+from .demo_check import DemoCheckConfig
+from .parallel import run_parallel
+from .robustness import RobustnessConfig
+from .run import PretrainConfig, SFTConfig, pretrain, sft
+from .tokenizer import TokenizerConfig
 from .trainer import last_complete_checkpoint
 
 SFT_MODELS = ("ce", "ctc", "ctc-standard")
@@ -37,75 +47,86 @@ SFT_MODELS = ("ce", "ctc", "ctc-standard")
 
 @dataclass
 class Recipe:
-    corpus: list[str]
-    tokenizer: list[str]
-    pretrain: list[str]
-    base: list[str]
-    finetune: list[str]  # shared by ce / ctc / ctc-standard
+    """Every stage's settings. The paths between stages (OUT/corpus, OUT/pretrain/last...) are
+    filled in by `run`, so these leave them at their defaults."""
+
+    corpus: CorpusConfig
+    tokenizer: TokenizerConfig
+    pretrain: PretrainConfig
+    base: SFTConfig
+    finetune: SFTConfig  # shared by ce / ctc / ctc-standard, with OBJECTIVES on top
     sampler: dict  # generation defaults written into every exported checkpoint
     accuracy_limit: int = 1000  # every held-out prompt with an exact answer
-    robustness: list[str] = field(default_factory=list)
-    generate: list[str] = field(default_factory=list)  # SFT task families, repeated to weight them (empty: all)
-    demo_check: list[str] = field(default_factory=list)
+    robustness: RobustnessConfig = field(default_factory=RobustnessConfig)
+    demo_check: DemoCheckConfig = field(default_factory=DemoCheckConfig)
 
 
 # Generated tasks only (no packaged prose: a model this small never became fluent in it, and its
 # held-out accuracy was capped by memorising a fixed set of 12,000 examples). Pre-training reads the
 # corpus's rendered training tasks; every SFT stage draws a fresh example for every sequence.
+# Copying by position is what a small model learns slowest (8,000 steps of an even mix left copy
+# and reverse near 0%), and what the demo needs most: those families get three shares each.
+GENERATE = ["copy"] * 3 + ["reverse"] * 3 + ["sort"] * 2 + ["arithmetic"] * 2 + ["spell"] * 2 + ["count", "story"]
+
 EMBEDDED = Recipe(
-    corpus=["--tasks", "14000", "--sources"],
-    tokenizer=["--vocab-size", "1024"],
+    corpus=CorpusConfig(tasks=14000, sources=[]),
+    tokenizer=TokenizerConfig(vocab_size=1024),
     # Tied embeddings: copying a prompt token needs no separate output row per token to be learned
     # (on a copy-only run the loss fell about 30% faster per step than untied; docs/results.md).
-    pretrain=["--seq-len", "64", "--d-model", "192", "--layers", "4", "--heads", "6", "--mlp", "512",
-              "--tie-embeddings", "--steps", "300", "--batch-size", "32", "--lr", "2e-3", "--warmup", "50",
-              "--seed", "0", "--log-every", "50", "--save-every", "100"],
+    pretrain=PretrainConfig(seq_len=64, d_model=192, layers=4, heads=6, mlp=512, tie_embeddings=True, steps=300,
+                            batch_size=32, lr=2e-3, warmup=50, seed=0, log_every=50, save_every=100),
     # SFT stages use the flat CE weighting: with LLaDA's 1 / p_mask the base never learned to copy in
     # 3000 steps (0% exact on copy/reverse/sort); see docs.
-    # Copying by position is what a small model learns slowest (8,000 steps of an even mix left copy
-    # and reverse near 0%), and what the demo needs most: those families get three shares each.
-    generate=["copy"] * 3 + ["reverse"] * 3 + ["sort"] * 2 + ["arithmetic"] * 2 + ["spell"] * 2 + ["count", "story"],
-    base=["--steps", "12000", "--batch-size", "32", "--lr", "1.5e-3", "--warmup", "200", "--seed", "0",
-          "--max-length", "128", "--weighting", "flat", "--log-every", "100", "--save-every", "500"],
-    finetune=["--steps", "3000", "--batch-size", "32", "--lr", "5e-4", "--warmup", "50", "--seed", "1",
-              "--generate-seed", "1", "--max-length", "128", "--weighting", "flat", "--log-every", "50",
-              "--save-every", "500"],
+    base=SFTConfig(generate=GENERATE, steps=12000, batch_size=32, lr=1.5e-3, warmup=200, seed=0, max_length=128,
+                   weighting="flat", log_every=100, save_every=500),
+    finetune=SFTConfig(generate=GENERATE, steps=3000, batch_size=32, lr=5e-4, warmup=50, seed=1, generate_seed=1,
+                       max_length=128, weighting="flat", log_every=50, save_every=500),
     sampler={"steps": 48, "gen_length": 48, "block_length": 48, "remasking": "low_confidence", "temperature": 0.0,
              "confidence_eos_eot_inf": True},
-    robustness=["--prompts", "200", "--seeds", "0", "1", "--gen-length", "48", "--steps", "48", "--block-length", "48",
-                "--eos-last"],
-    demo_check=[],
+    robustness=RobustnessConfig(prompts=200, seeds=[0, 1], gen_length=48, steps=48, block_length=48, eos_last=True),
 )
 
 QUICK = Recipe(
-    corpus=["--tasks", "300", "--sources"],
-    tokenizer=["--vocab-size", "512"],
-    pretrain=["--seq-len", "32", "--d-model", "32", "--layers", "1", "--heads", "2", "--mlp", "64",
-              "--steps", "4", "--batch-size", "4", "--seed", "0", "--log-every", "2", "--save-every", "2"],
-    base=["--steps", "2", "--batch-size", "4", "--seed", "0", "--max-length", "96", "--log-every", "1",
-          "--save-every", "2"],
-    finetune=["--steps", "2", "--batch-size", "4", "--seed", "1", "--max-length", "96", "--log-every", "1",
-              "--save-every", "2"],
+    corpus=CorpusConfig(tasks=300, sources=[]),
+    tokenizer=TokenizerConfig(vocab_size=512),
+    pretrain=PretrainConfig(seq_len=32, d_model=32, layers=1, heads=2, mlp=64, steps=4, batch_size=4, seed=0,
+                            log_every=2, save_every=2),
+    base=SFTConfig(generate=[], steps=2, batch_size=4, seed=0, max_length=96, log_every=1, save_every=2),
+    finetune=SFTConfig(generate=[], steps=2, batch_size=4, seed=1, max_length=96, log_every=1, save_every=2),
     sampler={"steps": 8, "gen_length": 8, "block_length": 4, "remasking": "low_confidence", "temperature": 0.0},
     accuracy_limit=8,
-    robustness=["--quick"],
-    demo_check=["--quick"],
+    robustness=RobustnessConfig(quick=True),
+    demo_check=DemoCheckConfig(quick=True),
 )
 
-OBJECTIVES = {"ce": ["--objective", "ce"],
-              "ctc": ["--objective", "ctc", "--lam", "0.1", "--collapse", "slack"],
-              "ctc-standard": ["--objective", "ctc", "--lam", "0.1", "--collapse", "standard"]}
+# What each fine-tune sets on top of Recipe.finetune.
+OBJECTIVES = {"ce": dict(objective="ce"),
+              "ctc": dict(objective="ctc", lam=0.1, collapse="slack"),
+              "ctc-standard": dict(objective="ctc", lam=0.1, collapse="standard")}
+
+
+@dataclass
+class RecipeConfig(StageConfig):
+    name: str = "embedded"  # the recipe: embedded = the checkpoints shipped in assets/
+    out: str = "runs/embedded"  # working directory for every stage (resumable)
+    assets: str = "assets"  # where the exported checkpoints and evaluation go
+    quick: bool = False  # QUICK instead of EMBEDDED: a tiny model, a few steps
+    models: list[str] = field(default_factory=lambda: ["base", *SFT_MODELS])  # base always is trained
+    skip_robustness: bool = False
+    jobs: int = 1  # fine-tunes trained at once, in separate processes
+    offline: bool = False  # corpus: use only sources already on disk
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    RecipeConfig.set_cli_defaults(p)
     p.add_argument("name", choices=("embedded",), help="the recipe: embedded = the checkpoints shipped in assets/")
-    p.add_argument("--out", default="runs/embedded", help="working directory for every stage (resumable)")
-    p.add_argument("--assets", default="assets", help="where the exported checkpoints and evaluation go")
+    p.add_argument("--out", help="working directory for every stage (resumable)")
+    p.add_argument("--assets", help="where the exported checkpoints and evaluation go")
     p.add_argument("--quick", action="store_true", help="tiny model, a few steps: checks the pipeline in seconds")
-    p.add_argument("--models", nargs="+", default=["base", *SFT_MODELS],
+    p.add_argument("--models", nargs="+",
                    help="checkpoints to train and export (base always is: the fine-tunes start from it)")
     p.add_argument("--skip-robustness", action="store_true", help="stop after exporting and per-family accuracy")
-    p.add_argument("--jobs", type=int, default=1, help="fine-tunes trained at once, in separate processes sharing "
+    p.add_argument("--jobs", type=int, help="fine-tunes trained at once, in separate processes sharing "
                    "the CPU cores (one torch thread each on a 2-core machine)")
     p.add_argument("--offline", action="store_true", help="corpus: use only sources already on disk")
 
@@ -114,89 +135,64 @@ def _complete(stage_dir: Path) -> bool:
     return (stage_dir / "last" / "training.json").is_file()
 
 
-def _run(argv: list[str]) -> None:
-    from .__main__ import main
-
-    print("\n$ python -m train " + " ".join(argv), flush=True)
-    main(argv)
+def _resume(stage_dir: Path) -> bool:
+    """Whether a stage has a complete checkpoint to go on from (an interrupted one is moved aside)."""
+    return last_complete_checkpoint(stage_dir) is not None
 
 
-def _run_parallel(argvs: dict[str, list[str]], jobs: int, out: Path) -> None:
-    """Fine-tunes as separate processes, `jobs` at a time, each with an even share of the cores
-    (torch threads fight when oversubscribed); logs go to OUT/NAME.log."""
-    import os
-    import subprocess
-    import sys
+def run(cfg: RecipeConfig) -> int:
+    from mdlm_viz.stats import paired_difference
 
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    pending, running = list(argvs.items()), {}
-    while pending or running:
-        while pending and len(running) < jobs:
-            name, argv = pending.pop(0)
-            print(f"\n$ python -m train {' '.join(argv)}   (log: {out / (name + '.log')})", flush=True)
-            log = open(out / f"{name}.log", "a")
-            running[name] = (subprocess.Popen([sys.executable, "-m", "train", *argv], env=env, stdout=log,
-                                              stderr=subprocess.STDOUT), log)
-        time.sleep(5)
-        for name, (proc, log) in list(running.items()):
-            if proc.poll() is not None:
-                log.close()
-                del running[name]
-                if proc.returncode:
-                    raise RuntimeError(f"fine-tune {name} failed (exit {proc.returncode}); see {out / (name + '.log')}"
-                                       "; run the recipe again to resume it")
-
-
-def run(args) -> int:
-    from mdlm_viz.robustness import paired_difference
-
-    recipe = QUICK if args.quick else EMBEDDED
-    out, assets = Path(args.out), Path(args.assets)
+    recipe = QUICK if cfg.quick else EMBEDDED
+    out, assets = Path(cfg.out), Path(cfg.assets)
     out.mkdir(parents=True, exist_ok=True)
     timings = json.loads((out / "timings.json").read_text()) if (out / "timings.json").is_file() else {}
 
-    def stage(name: str, done: bool, argv: list[str]) -> None:
+    def save_timings() -> None:
+        (out / "timings.json").write_text(json.dumps(timings, indent=2))
+
+    def stage(name: str, done: bool, function: Callable[[StageConfig], int], config: StageConfig) -> None:
         if done:
             print(f"[{name}] complete, skipped")
             return
+        print(f"\n[{name}] {config.describe()}", flush=True)
         t0 = time.time()
-        _run(argv)
+        function(config)
         timings[name] = round(time.time() - t0 + timings.get(name, 0), 1)
-        (out / "timings.json").write_text(json.dumps(timings, indent=2))
+        save_timings()
 
-    corpus, tok = out / "corpus", out / "tokenizer"
-    stage("corpus", (corpus / "manifest.json").is_file(),
-          ["corpus", "--out", str(corpus), *recipe.corpus, *(["--offline"] if args.offline else [])])
-    stage("tokenizer", (tok / "tokenizer.json").is_file(),
-          ["tokenizer", "--corpus", str(corpus), "--out", str(tok), *recipe.tokenizer])
-    resume = lambda d: ["--resume"] if last_complete_checkpoint(d) else []  # noqa: E731
+    corpus_dir, tok = out / "corpus", out / "tokenizer"
+    heldout = corpus_dir / "sft_heldout.jsonl"
+    stage("corpus", (corpus_dir / "manifest.json").is_file(), corpus.run,
+          replace(recipe.corpus, out=str(corpus_dir), offline=cfg.offline))
+    stage("tokenizer", (tok / "tokenizer.json").is_file(), tokenizer.run,
+          replace(recipe.tokenizer, corpus=[str(corpus_dir)], out=str(tok)))
     pre = out / "pretrain"
-    stage("pretrain", _complete(pre), ["pretrain", "--tokenizer", str(tok), "--data", str(corpus / "pretrain.jsonl"),
-                                      "--heldout", str(corpus / "pretrain_heldout.jsonl"), "--out", str(pre),
-                                      *recipe.pretrain, *resume(pre)])
-    sft_data = ["--generate", *recipe.generate, "--heldout", str(corpus / "sft_heldout.jsonl")]
-    stage("base", _complete(out / "base"), ["sft", "--base", str(pre / "last"), *sft_data, "--out", str(out / "base"),
-                                           "--objective", "ce", *recipe.base, *resume(out / "base")])
-    heldout = corpus / "sft_heldout.jsonl"
+    stage("pretrain", _complete(pre), pretrain,
+          replace(recipe.pretrain, tokenizer=str(tok), data=[str(corpus_dir / "pretrain.jsonl")],
+                  heldout=[str(corpus_dir / "pretrain_heldout.jsonl")], out=str(pre), resume=_resume(pre)))
+    stage("base", _complete(out / "base"), sft,
+          replace(recipe.base, base=str(pre / "last"), heldout=[str(heldout)], out=str(out / "base"), objective="ce",
+                  resume=_resume(out / "base")))
     evaluation = assets / "eval"
     evaluation.mkdir(parents=True, exist_ok=True)
     accuracy = {}
     # The fine-tunes start from the *released* base (bfloat16, as shipped), as the paper fine-tunes
     # the released LLaDA-8B-Instruct: what ships in assets/ is exactly what they descend from.
     accuracy["base"] = export(out / "base" / "last", assets / "base", "base", recipe, heldout, out)
-    wanted = [name for name in SFT_MODELS if name in args.models]
-    argv = {name: ["sft", "--base", str(assets / "base"), *sft_data, "--out", str(out / name), *OBJECTIVES[name],
-                   *recipe.finetune, *resume(out / name)] for name in wanted}
+    wanted = [name for name in SFT_MODELS if name in cfg.models]
+    finetunes = {name: replace(recipe.finetune, base=str(assets / "base"), heldout=[str(heldout)],
+                               out=str(out / name), **OBJECTIVES[name], resume=_resume(out / name))
+                 for name in wanted}
     todo = [name for name in wanted if not _complete(out / name)]
-    if args.jobs > 1 and len(todo) > 1:
+    if cfg.jobs > 1 and len(todo) > 1:
         t0 = time.time()
-        _run_parallel({name: argv[name] for name in todo}, args.jobs, out)
+        run_parallel({name: finetunes[name] for name in todo}, cfg.jobs, out)
         for name in todo:  # each ran for about the whole span, side by side
             timings[name] = round(time.time() - t0 + timings.get(name, 0), 1)
-        (out / "timings.json").write_text(json.dumps(timings, indent=2))
+        save_timings()
     for name in wanted:
-        stage(name, _complete(out / name), argv[name])
+        stage(name, _complete(out / name), sft, finetunes[name])
         accuracy[name] = export(out / name / "last", assets / name, name, recipe, heldout, out)
     models = [m for m in ("base", *SFT_MODELS) if m in accuracy]
     summary = {name: {k: v for k, v in m.items() if k not in ("correct", "outputs", "slack")}
@@ -208,30 +204,31 @@ def run(args) -> int:
     print(f"exported {', '.join(models)} -> {assets}")
     if "ce" in accuracy and "ctc" in accuracy:
         t0 = time.time()
-        _run(["demo-check", "--models", f"ce={assets / 'ce'}", f"ctc={assets / 'ctc'}",
-              "--data", str(corpus / "sft_heldout.jsonl"), "--out", str(evaluation / "demo.json"), *recipe.demo_check])
+        check = replace(recipe.demo_check, models={"ce": str(assets / "ce"), "ctc": str(assets / "ctc")},
+                        data=[str(heldout)], out=str(evaluation / "demo.json"))
+        print(f"\n[demo-check] {check.describe()}", flush=True)
+        demo_check.run(check)
         timings["demo-check"] = round(time.time() - t0, 1)
-        (out / "timings.json").write_text(json.dumps(timings, indent=2))
-    if not args.skip_robustness:
+        save_timings()
+    if not cfg.skip_robustness:
         t0 = time.time()
-        _run(["robustness", "--models", *[f"{m}={assets / m}" for m in models],
-              "--data", str(corpus / "sft_heldout.jsonl"), "--out", str(evaluation), *recipe.robustness])
+        sweep = replace(recipe.robustness, models={m: str(assets / m) for m in models}, data=[str(heldout)],
+                        out=str(evaluation))
+        print(f"\n[robustness] {sweep.describe()}", flush=True)
+        robustness.run(sweep)
         timings["robustness"] = round(time.time() - t0, 1)
-        (out / "timings.json").write_text(json.dumps(timings, indent=2))
+        save_timings()
     print("timings (s): " + json.dumps(timings))
     return 0
-
-
-SAMPLE_COMMAND = "python -m train eval --checkpoint {path} --data {data} --limit {limit} --batch-size 100 --seed 0"
 
 
 def evaluate_checkpoint(path: Path, heldout: Path, recipe: Recipe) -> dict:
     """Held-out CE and exact-answer accuracy per family (`python -m train eval`), plus open samples."""
     from mdlm_viz import load_checkpoint
 
+    from .corpus.stories import accepts
     from .data import read_records, split_chat
     from .evaluate import decode_batch, heldout_loss, task_accuracy
-    from .stories import accepts
 
     model, tok, facts = load_checkpoint(path, dtype=torch.float32)
     torch.manual_seed(0)
@@ -265,7 +262,11 @@ def export(src: Path, dst: Path, name: str, recipe: Recipe, heldout: Path, out: 
     chain = lineage(src)
     (tmp / "training.json").write_text(json.dumps({"name": name, "lineage": chain}, indent=2, default=str))
     metrics = evaluate_checkpoint(tmp, heldout, recipe)
-    (tmp / "README.md").write_text(card(name, chain, metrics, recipe, out, facts))
+    manifest_path = out / "corpus" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    (tmp / "README.md").write_text(export_card(name, chain, metrics, sampler=recipe.sampler,
+                                             accuracy_limit=recipe.accuracy_limit, manifest=manifest,
+                                             has_slack=facts.slack_id is not None))
     shutil.rmtree(dst, ignore_errors=True)
     tmp.rename(dst)
     return metrics
@@ -285,77 +286,3 @@ def lineage(last: Path) -> list[dict]:
             break
         path = Path(meta["base"])
     return chain[::-1]
-
-
-DESCRIPTIONS = {
-    "base": "the instruction-tuned base (the stand-in for LLaDA-8B-Instruct): pre-trained, then SFT with CE",
-    "ce": "base fine-tuned further with position-wise cross-entropy only (the paper's CE baseline)",
-    "ctc": "base fine-tuned with CE + 0.1 * CTC and `<slack>`, slack-only collapse (the paper's v2 method)",
-    "ctc-standard": "base fine-tuned with CE + 0.1 * CTC and `<slack>`, standard collapse that also merges "
-                    "repeated tokens (the paper's v1; shows the number-collapse failure)",
-}
-
-
-def card(name, chain, metrics, recipe, out, facts) -> str:
-    path = f"assets/{name}"
-    manifest = json.loads((out / "corpus" / "manifest.json").read_text()) if (out / "corpus" / "manifest.json").is_file() else {}
-    sources = ", ".join(f"{k} ({', '.join(f'{p} {v}' for p, v in s.get('packages', {}).items())})"
-                        for k, s in manifest.get("sources", {}).items() if s.get("found")) or "no packaged text"
-    tags = ["llada", "masked-diffusion", "mdlm-viz"] + (["ctc", "slack"] if facts.slack_id is not None else [])
-    lines = ["---", "library_name: transformers", "pipeline_tag: fill-mask", f"tags: [{', '.join(tags)}]", "---", "",
-             f"# mdlm-viz embedded checkpoint: `{name}`", "", f"{DESCRIPTIONS.get(name, name)}.", "",
-             "A small LLaDA-architecture masked diffusion LM trained on a 2-core CPU by "
-             "`python -m train recipe embedded`. Load it with `mdlm_viz.load_checkpoint(\"" + path + "\")`; "
-             "weights are stored in bfloat16.", "",
-             "## Data", "",
-             f"- corpus built by `python -m train corpus` (packaged text: {sources}) with the task generator: "
-             "copy, reverse, sort, count, arithmetic, spell (exact answers) and two-sentence stories from a "
-             "small grammar; pre-training reads its rendered training tasks, and every SFT stage draws a fresh "
-             "generated example per sequence (`python -m train sft --generate`), never one whose task key is "
-             "held out.",
-             f"- corpus parameters: `{json.dumps(manifest.get('params', {}))}`", "",
-             "## Training lineage", "", "| stage | objective | steps | wall time (s) | examples/chunks | "
-             "lambda | s_max | collapse | best held-out loss |", "|---|---|---|---|---|---|---|---|---|"]
-    for m in chain:
-        label = m.get("stage") if m.get("stage") == "pretrain" else "sft"
-        ctc = m.get("objective") == "ctc"
-        lines.append(f"| {label} | {m.get('objective')} | {m.get('steps')} | {m.get('wall_time_s')} | "
-                     f"{m.get('examples') or m.get('chunks')} | {m.get('lam') if ctc else '-'} | "
-                     f"{m.get('s_max') if ctc else '-'} | {m.get('collapse') if ctc else '-'} | "
-                     f"{_fmt(min((h['eval_loss'] for h in m.get('eval_logs', [])), default=None))} |")
-    hp = chain[0].get("hyperparameters", {})
-    lines += ["", f"Model: d_model {hp.get('d_model')}, {hp.get('layers')} layers, {hp.get('heads')} heads, "
-              f"MLP {hp.get('mlp')}, {chain[0].get('params')} parameters, context {hp.get('seq_len')} in pre-training.",
-              "", "Hyper-parameters of the last stage:", "", "| name | value |", "|---|---|"]
-    lines += [f"| {k} | {v} |" for k, v in sorted(chain[-1].get("hyperparameters", {}).items()) if k != "run"]
-    lines += ["", "## Evaluation", "",
-              f"Held-out SFT cross-entropy (original responses, fixed masks): **{metrics['heldout_ce']}**.", "",
-              f"Exact-answer accuracy on {metrics['n']} held-out prompts (their task keys are never drawn in "
-              f"training), greedy decoding with `{json.dumps(recipe.sampler)}`: **{metrics['accuracy']:.3f}**", "",
-              "| family | accuracy |", "|---|---|"]
-    lines += [f"| {f} | {a:.3f} |" for f, a in metrics["per_family"].items()]
-    if metrics.get("story_fluency") is not None:
-        lines += ["", f"Stories: {100 * metrics['story_fluency']:.1f}% of the answers to {metrics['story_prompts']} "
-                  "held-out story prompts are sentences the story grammar (`train/stories.py`) accepts, about the "
-                  "prompt's character."]
-    cmd = SAMPLE_COMMAND.format(path=path, data="runs/embedded/corpus/sft_heldout.jsonl", limit=recipe.accuracy_limit)
-    lines += ["", f"Produced by `python -m train recipe embedded`; to recompute the accuracy with the same sampler "
-              f"settings: `{cmd}`.", "", "### Samples", "", "| prompt | reference | output |", "|---|---|---|"]
-    for s in metrics.get("samples", [])[:6] + metrics.get("open_samples", []):
-        lines.append(f"| {_cell(s['prompt'])} | {_cell(s.get('answer', s.get('reference', '')))} | {_cell(s['output'])} |")
-    lines += ["", "## Limits", "",
-              "A few million parameters trained on generated tasks: it knows the task families above and the "
-              "story grammar's words, nothing else. It exists to make diffusion decoding, `<slack>` and the "
-              "CE/CTC difference visible in the app, not to be used for anything else.", ""]
-    weak = ", ".join(f"{f} ({100 * a:.0f}%)" for f, a in metrics["per_family"].items() if a < 0.9)
-    if weak:
-        lines += [f"Families below 90% exact: {weak}.", ""]
-    return "\n".join(lines)
-
-
-def _fmt(v):
-    return f"{v:.4f}" if isinstance(v, float) else "-" if v is None else str(v)
-
-
-def _cell(s: str) -> str:
-    return str(s).replace("|", "\\|").replace("\n", " ")[:160]

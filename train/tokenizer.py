@@ -13,11 +13,15 @@ Special tokens take ids 0..6 in the order of SPECIAL_TOKENS (tests and configs r
 from __future__ import annotations
 
 import json
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
+
+from .config import StageConfig
 
 BOS, EOS, EOT, START_HEADER, END_HEADER, MASK, SLACK = SPECIAL_TOKENS = (
     "<|startoftext|>", "<|endoftext|>", "<|eot_id|>", "<|start_header_id|>", "<|end_header_id|>",
@@ -120,21 +124,29 @@ def config_token_ids(tok) -> dict[str, int]:
     return {f"{name}_token_id": i for name, i in special_token_ids(tok).items()}
 
 
-# Command line: `python -m train tokenizer ...` (wired in train/__main__.py)
+# The stage: `python -m train tokenizer ...` (wired in train/__main__.py), or `run(TokenizerConfig(...))`
+
+
+@dataclass
+class TokenizerConfig(StageConfig):
+    corpus: list[str] = field(default_factory=list)  # a corpus directory, or .jsonl/.txt files (required)
+    out: str = ""  # output directory (required on the command line)
+    vocab_size: int = 4096
+    min_frequency: int = 2
 
 
 def add_arguments(parser) -> None:
+    TokenizerConfig.set_cli_defaults(parser)
     parser.add_argument("--corpus", required=True, nargs="+", help="corpus directory, or .jsonl/.txt files")
     parser.add_argument("--out", required=True, help="output directory (save_pretrained)")
-    parser.add_argument("--vocab-size", type=int, default=4096)
-    parser.add_argument("--min-frequency", type=int, default=2)
+    parser.add_argument("--vocab-size", type=int)
+    parser.add_argument("--min-frequency", type=int)
 
 
-def run(args) -> int:
-    import time
-    corpus = args.corpus[0] if len(args.corpus) == 1 else args.corpus
+def run(cfg: TokenizerConfig) -> int:
+    corpus = cfg.corpus[0] if len(cfg.corpus) == 1 else cfg.corpus
     t0 = time.perf_counter()
-    tok = train_tokenizer(corpus, args.out, vocab_size=args.vocab_size, min_frequency=args.min_frequency)
-    print(f"tokenizer: {len(tok)} entries in {time.perf_counter() - t0:.1f} s -> {args.out}; "
+    tok = train_tokenizer(corpus, cfg.out, vocab_size=cfg.vocab_size, min_frequency=cfg.min_frequency)
+    print(f"tokenizer: {len(tok)} entries in {time.perf_counter() - t0:.1f} s -> {cfg.out}; "
           f"special ids {special_token_ids(tok)}")
     return 0

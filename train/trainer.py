@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -19,48 +18,7 @@ from transformers import Trainer, TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from . import objectives as obj
-
-
-@dataclass
-class Objective:
-    stage: str  # "pretrain" or "sft"
-    mask_id: int
-    kind: str = "ce"  # "ce" or "ctc" (CE on the slack-augmented target + lam * CTC)
-    slack_id: int | None = None
-    lam: float = 0.1
-    collapse: str = "slack"
-    emission: str = "forced"
-    eps: float = 1e-3
-    weighting: str = "elbo"  # SFT CE: "elbo" (LLaDA, 1 / p_mask) or "flat" (mean over masked tokens)
-
-    def __post_init__(self):
-        if self.stage not in ("pretrain", "sft") or self.kind not in ("ce", "ctc") or self.weighting not in obj.WEIGHTINGS:
-            raise ValueError(f"unknown objective {self.stage}/{self.kind}")
-        if self.kind == "ctc" and self.slack_id is None:
-            raise ValueError("the ctc objective needs a slack token id")
-
-
-def objective_loss(o: Objective, log_probs: torch.Tensor, ids: torch.Tensor, noised: obj.Noised,
-                   inputs: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """The training loss of one batch and its logged parts, from the model's log-probabilities [B, L, V].
-
-    `inputs` is a collator's batch (`prompt_lengths`, `answer_lengths`, and for CTC `ctc_targets`,
-    `ctc_target_lengths`, `ctc_region_lengths`). The trainer and the studies in `bench/` share it."""
-    if o.stage == "sft" and o.weighting == "flat":
-        ce = obj.sft_loss_flat(log_probs, ids, noised.masked)
-    elif o.stage == "sft":
-        ce = obj.sft_loss(log_probs, ids, noised.masked, noised.p_mask, inputs["answer_lengths"])
-    else:
-        ce = obj.pretrain_loss(log_probs, ids, noised.masked, noised.p_mask)
-    parts = {"ce": ce}
-    if o.kind != "ctc" or "ctc_targets" not in inputs:
-        return ce, parts
-    ctc, feasible = obj.ctc_term(
-        log_probs, noised.noisy, noised.masked, inputs["prompt_lengths"], inputs["ctc_region_lengths"],
-        inputs["ctc_targets"], inputs["ctc_target_lengths"], slack_id=o.slack_id, collapse=o.collapse,
-        emission=o.emission)
-    parts.update(ctc=ctc, ctc_infeasible=(~feasible).sum())
-    return ce + o.lam * ctc, parts
+from .objectives import Objective, objective_loss
 
 
 COMPLETE = "checkpoint_complete"

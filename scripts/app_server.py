@@ -1,4 +1,5 @@
-"""Start `python app.py` on loopback with tiny checkpoints, for the app and browser tests."""
+"""Start `python app.py` on loopback and wait until it serves: for the app and browser tests,
+bench/bench_app.py and scripts/screenshot.py."""
 
 from __future__ import annotations
 
@@ -11,8 +12,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tests.helpers import make_tiny_checkpoint
-
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -24,6 +23,8 @@ def free_port() -> int:
 
 def tiny_model_specs(directory: Path) -> list[str]:
     """base, ce (no slack) and ctc (<slack>, slack collapse) tiny checkpoints, as NAME=PATH."""
+    from mdlm_viz.testing import make_tiny_checkpoint  # torch: only when checkpoints are made
+
     specs = []
     for name, slack in (("base", False), ("ce", False), ("ctc", True)):
         path = directory / name

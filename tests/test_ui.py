@@ -1,0 +1,107 @@
+"""The app's handlers and state without HTTP: settings checks, the typed session, trace import,
+the lesson over its recorded examples (assets/lesson), and the bad-input battery through the API."""
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+import mdlm_viz as mv
+from ui.session import Session
+from ui.settings import LIMITS, UserError, as_number, parse_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+LESSON = ROOT / "assets" / "lesson"
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, "abc", "", None, True, [3], {"a": 1}, 2.5, 10**9])
+def test_every_number_a_visitor_can_send_gets_a_message_naming_the_field(value):
+    with pytest.raises(UserError, match="steps must be"):
+        as_number(value, "steps")
+
+
+def test_settings_accept_numbers_as_text_and_refuse_bad_schedules():
+    s = parse_settings("16", 8.0, 8, "low_confidence", "0.5", 0, "7")
+    assert (s.gen_length, s.steps, s.temperature, s.seed) == (16, 8, 0.5, 7)
+    with pytest.raises(UserError, match="multiple of the number of blocks"):
+        parse_settings(16, 7, 8, "low_confidence", 0, 0, 0)
+    with pytest.raises(UserError, match="remasking must be one of"):
+        parse_settings(16, 8, 8, None, 0, 0, 0)
+    assert set(LIMITS) >= {"gen_length", "steps", "block_length", "temperature", "cfg_scale", "seed", "slack_bias"}
+
+
+def test_recorded_sessions_round_trip_and_replay_without_a_model():
+    session = Session.load(LESSON / "shift.json")
+    again = Session.from_dict(json.loads(json.dumps(session.to_dict())))
+    assert again.prompt == session.prompt and set(again.clean) == set(session.clean) >= {"ce", "ctc"}
+    tr = again.clean["ce"]
+    assert tr.model == "ce" and tr.token_texts and all(t in tr.token_texts for t in tr.final)
+    assert any(d for t in again.shifted.values() for d in t.displacements)  # the recorded shift applied somewhere
+    from mdlm_viz import viewer
+    html = viewer.canvas_html(tr, len(tr.steps) - 1)  # no tokenizer: the recorded texts
+    assert html.count("data-pos=") == tr.gen_length and "#" not in viewer.raw_canvas_text(tr, tr.token_text)
+
+
+def test_replay_forward_and_back_matches_a_fresh_fold():
+    tr = Session.load(LESSON / "shift.json").shifted["ce"]
+    replay = tr.replay(0)
+    for step in [3, 10, 5, len(tr.steps) - 1, 0]:
+        replay.advance_to(step)
+        fresh = mv.trace.Replay(tr).advance_to(step)
+        assert replay.commits == fresh.commits and replay.moves == fresh.moves
+
+
+def write(tmp_path, name, content) -> str:
+    p = tmp_path / name
+    (p.write_bytes if isinstance(content, bytes) else p.write_text)(content)
+    return str(p)
+
+
+def test_a_trace_upload_replays_and_bad_files_get_a_clear_message(tmp_path):
+    from ui.tabs import export
+
+    good = Session.load(LESSON / "shift.json").clean["ctc"]
+    assert export.read_trace_upload(write(tmp_path, "t.json", good.to_json())).final == good.final
+    broken = json.loads(good.to_json())
+    broken["steps"][0]["canvas"] = broken["steps"][0]["canvas"][:-1]
+    cases = {"bin.json": (b"\x00\xff\xfe binary", "not UTF-8"),
+             "text.json": ("not json at all", "not valid JSON"),
+             "list.json": ("[1, 2, 3]", "not a trace"),
+             "other.json": ('{"format": "x"}', "not a trace"),
+             "fields.json": (json.dumps({**json.loads(good.to_json()), "extra": 1}), "fields do not match"),
+             "canvas.json": (json.dumps(broken), "the canvas must hold"),
+             "nosteps.json": (json.dumps({**json.loads(good.to_json()), "steps": []}), "records no steps")}
+    for name, (content, message) in cases.items():
+        with pytest.raises(UserError, match=message):
+            export.read_trace_upload(write(tmp_path, name, content))
+    with pytest.raises(UserError, match="choose a trace"):
+        export.read_trace_upload(None)
+
+
+def test_the_lesson_pages_load_their_examples_into_the_main_view_with_no_model_call(monkeypatch):
+    import gradio as gr
+
+    from ui.models import load_models, model_specs
+    from ui.session import AppContext
+    from ui.tabs import decode, lesson
+
+    ctx = AppContext(load_models(model_specs(None)))
+    with gr.Blocks():
+        main = decode.layout(ctx)
+        view = lesson.layout()
+        with gr.Tabs() as tabs:
+            pass
+
+    def no_model(*a, **k):
+        raise AssertionError("the lesson ran a model")
+    monkeypatch.setattr(decode.SeededDecode, "advance", no_model)
+    for i, page in enumerate(lesson.PAGES):
+        out = lesson.show_page(ctx, view, main, tabs, i)
+        assert out[view.page] == i and page.focus in out[view.focus]
+        assert f"page {i + 1} of {len(lesson.PAGES)}" in out[view.text] and "{shift}" not in out[view.text]
+        if page.example:
+            session = out[main.state]
+            assert isinstance(session, Session) and "recorded, no model ran" in out[main.status]
+            assert out[main.by_name["ce"].answer] == ctx.models["ce"].decode(session.clean["ce"].response())
+    assert lesson.show_page(ctx, view, main, tabs, 99)[view.page] == len(lesson.PAGES) - 1  # clamped

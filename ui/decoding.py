@@ -1,0 +1,75 @@
+"""Decoding for the page: one model's decode advanced a step at a time, several interleaved.
+
+Each decode's RNG state travels with it, so decodes interleaved with other models (or other
+visitors) draw exactly what a solo `torch.manual_seed(seed); mv.generate(...)` would. A `Replay`
+follows the live trace, so a streamed frame costs O(length), not a replay of the history.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import torch
+
+import mdlm_viz as mv
+from mdlm_viz.trace import Replay
+
+from .models import LoadedModel
+from .settings import DecodeSettings
+
+DEVICE_LOCK = threading.Lock()  # one forward pass at a time: fair interleaving, deterministic RNG
+
+
+class SeededDecode:
+    def __init__(self, lm: LoadedModel, prompt_ids: list[int], settings: DecodeSettings, interventions=()):
+        self.lm, self.prompt_ids, self.settings = lm, prompt_ids, settings
+        kw = settings.sampler_kwargs(lm)
+        self.stream = mv.stream(lm.model, torch.tensor([prompt_ids]), interventions=list(interventions), **kw)
+        self.steps = iter(self.stream)
+        self.rng = None  # (cpu, cuda) states after the last step; None: seed on first use
+        self.live = mv.Trace(prompt=prompt_ids, gen_length=settings.gen_length, steps_total=settings.steps,
+                             block_length=settings.block_length, mask_id=lm.facts.mask_id, settings={},
+                             eos_id=lm.facts.eos_id, slack_id=lm.facts.slack_id, collapse=kw.get("collapse"))
+        self.replay = Replay(self.live)
+
+    def advance(self) -> mv.Step | None:
+        """Run one step; None when the decode is over (then `.trace` is the recorded Trace)."""
+        with DEVICE_LOCK:
+            if self.rng is None:
+                torch.manual_seed(self.settings.seed)
+            else:
+                torch.set_rng_state(self.rng[0])
+                if self.rng[1] is not None:
+                    torch.cuda.set_rng_state(self.rng[1])
+            try:
+                with torch.inference_mode():
+                    step = next(self.steps)
+            except StopIteration:
+                return None
+            finally:
+                self.rng = (torch.get_rng_state(), torch.cuda.get_rng_state() if torch.cuda.is_available() else None)
+        self.live.steps.append(step)
+        return step
+
+    @property
+    def trace(self) -> mv.Trace:
+        """The recorded trace, with its model's name and token texts (it replays without the model)."""
+        tr = self.stream.result.trace
+        tr.model = self.lm.name
+        return tr.with_token_texts(self.lm.token_text)
+
+
+def interleave(decodes: dict[str, SeededDecode]):
+    """Round-robin over the decodes, yielding (name, Step | None when done, error message | None)."""
+    pending = dict(decodes)
+    while pending:
+        for name in list(pending):
+            try:
+                step = pending[name].advance()
+            except ValueError as err:  # the sampler explains what is wrong (settings, shift, length)
+                del pending[name]
+                yield name, None, str(err)
+                continue
+            if step is None:
+                del pending[name]
+            yield name, step, None

@@ -1,0 +1,110 @@
+"""The page: the main view above, tabs below, each tab's layout and wiring in its own module."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from mdlm_viz import viewer
+
+from .models import ConfigError, load_models, model_specs
+from .session import AppContext
+from .settings import MAX_PROMPT_CHARS
+
+# Left / right arrow keys step the replay (not while typing in a field).
+KEYS_JS = """
+() => {
+  document.addEventListener('keydown', (e) => {
+    const t = e.target, typing = t && (t.tagName === 'INPUT' || t.tagName === 'TEXTAREA' || t.isContentEditable);
+    if (typing || e.altKey || e.ctrlKey || e.metaKey) return;
+    const id = e.key === 'ArrowRight' ? 'step-next' : e.key === 'ArrowLeft' ? 'step-prev' : null;
+    const btn = id && document.getElementById(id);
+    if (btn) { e.preventDefault(); btn.click(); }
+  });
+}
+"""
+
+PAGE_CSS = viewer.CANVAS_CSS + """
+.mv-error { color: #8b2500; font-family: system-ui, sans-serif; }
+"""
+
+INTRO = """# mdlm-viz: how masked diffusion LMs decode
+Each model starts from a fully masked answer and commits a few tokens per step, never revising
+them. Decode a prompt, then press **Find a revealing shift**: the same decode is re-run with one
+token landing one place off. Cross-entropy models cascade; CTC models trained with `<slack>`
+absorb the shift. New here? Open the **Lesson** tab."""
+
+EXPLORE = """Type a prompt or pick a preset, press **Decode**, then **Find a revealing shift**. Scrub the
+steps with the slider or the ← → keys; tokens outlined ⇢ can be moved by hand (click one, then
+**Re-run with the shift**). The tabs below the models explain the maths."""
+
+
+def build_app(models, max_prompt_chars: int = MAX_PROMPT_CHARS):
+    """The gr.Blocks page over already loaded models."""
+    import gradio as gr
+
+    from .tabs import alignment, ce_vs_ctc, decode, export, lesson, robustness
+
+    ctx = AppContext(models, max_prompt_chars)
+    # delete_cache: Gradio's copies of exported and uploaded files go after a day.
+    with gr.Blocks(title="mdlm-viz", analytics_enabled=False, delete_cache=(3600, 86400)) as demo:
+        gr.Markdown(INTRO)
+        with gr.Tabs(elem_id="top-tabs"):
+            with gr.Tab("Explore", id="explore"):
+                gr.Markdown(EXPLORE)
+            with gr.Tab("Lesson", id="lesson", elem_id="lesson-tab"):
+                lesson_view = lesson.layout()
+        gr.HTML(viewer.legend_html(), js_on_load=None)
+        main = decode.layout(ctx)
+        with gr.Tabs() as tabs:
+            with gr.Tab("CTC alignment", id="alignment"):
+                align_view = alignment.layout(ctx)
+            with gr.Tab("Why CE punishes a shift", id="why"):
+                ce_view = ce_vs_ctc.layout()
+            with gr.Tab("Robustness", id="robustness"):
+                robustness.layout()
+            with gr.Tab("Export / import", id="export"):
+                export_view = export.layout()
+        decode.wire(ctx, main)
+        alignment.wire(ctx, align_view, main.state)
+        ce_vs_ctc.wire(ce_view, demo)
+        export.wire(ctx, export_view, main.state)
+        lesson.wire(ctx, lesson_view, main, tabs)
+    return demo
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=sys.modules["__main__"].__doc__ if argv is None else None,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+                    help="interface to serve on (default: loopback only; Hugging Face Spaces set "
+                         "GRADIO_SERVER_NAME=0.0.0.0)")
+    ap.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
+    ap.add_argument("--models", nargs="+", metavar="NAME=PATH",
+                    help="checkpoints to compare (local directories, or hub ids owner/name; hub:owner/name forces "
+                         "the hub); default: $MDLM_VIZ_MODELS or assets/base assets/ce assets/ctc "
+                         "[assets/ctc-standard]")
+    ap.add_argument("--load-in-4bit", action="store_true", help="quantise the models with bitsandbytes (CUDA only)")
+    ap.add_argument("--share", action="store_true", help="also open a public gradio.live link (off by default)")
+    ap.add_argument("--concurrency", type=int, default=4, help="events handled at once (forward passes still "
+                    "take turns)")
+    ap.add_argument("--max-prompt-chars", type=int, default=MAX_PROMPT_CHARS)
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    return ap.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        models = load_models(model_specs(args.models), load_in_4bit=args.load_in_4bit)
+    except ConfigError as err:
+        raise SystemExit(f"error: {err}") from None
+    demo = build_app(models, max_prompt_chars=args.max_prompt_chars)
+    demo.queue(default_concurrency_limit=args.concurrency, max_size=64)
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, css=PAGE_CSS, js=KEYS_JS,
+                ssr_mode=False, mcp_server=False, enable_monitoring=False, run_history=False, show_error=False)

@@ -1,0 +1,77 @@
+"""A visitor's session (what gr.State holds) and what every handler shares (the app context)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from mdlm_viz.trace import Replay, Trace
+
+from .models import LoadedModel
+from .settings import MAX_PROMPT_CHARS, PRESET_ANSWERS, DecodeSettings
+
+SESSION_FORMAT = "mdlm-viz.session/1"
+
+
+@dataclass
+class AppContext:
+    """Fixed for the life of the server: the loaded models and the page's limits."""
+
+    models: dict[str, LoadedModel]
+    max_prompt_chars: int = MAX_PROMPT_CHARS
+    answers: dict[str, str] = field(default_factory=lambda: dict(PRESET_ANSWERS))  # prompt -> exact answer
+
+
+@dataclass
+class Session:
+    """The last decode of one visitor: the clean runs, the shifted re-runs, and how they were made.
+    Traces carry their token texts, so a session replays (scrubbing, the lesson, an import)
+    without any model."""
+
+    prompt: str
+    settings: DecodeSettings
+    clean: dict[str, Trace]
+    prompt_ids: dict[str, list[int]] = field(default_factory=dict)
+    shifted: dict[str, Trace] = field(default_factory=dict)
+    shift: str | None = None  # the intervention of the shifted runs, in words
+    replays: dict[tuple[str, str], Replay] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def last_step(self) -> int:
+        return self.settings.steps - 1
+
+    def clamp(self, step) -> int:
+        return int(min(max(0, step or 0), self.last_step))
+
+    def replay(self, kind: str, name: str) -> Replay:
+        """A replay kept per run, so playing forward costs only the new steps."""
+        trace = (self.clean if kind == "clean" else self.shifted)[name]
+        key = (kind, name)
+        if key not in self.replays or self.replays[key].trace is not trace:
+            self.replays[key] = Replay(trace)
+        return self.replays[key]
+
+    # ---- a recorded session (the lesson's examples) ----
+    def to_dict(self) -> dict:
+        return {"format": SESSION_FORMAT, "prompt": self.prompt, "settings": asdict(self.settings),
+                "shift": self.shift, "prompt_ids": self.prompt_ids,
+                "clean": {n: t.to_dict() for n, t in self.clean.items()},
+                "shifted": {n: t.to_dict() for n, t in self.shifted.items()}}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Session":
+        if not isinstance(data, dict) or data.get("format") != SESSION_FORMAT:
+            raise ValueError(f"not a recorded session of format {SESSION_FORMAT!r}")
+        return cls(prompt=str(data["prompt"]), settings=DecodeSettings(**data["settings"]),
+                   clean={n: Trace.from_dict(t) for n, t in data["clean"].items()},
+                   prompt_ids={n: list(v) for n, v in data.get("prompt_ids", {}).items()},
+                   shifted={n: Trace.from_dict(t) for n, t in data.get("shifted", {}).items()},
+                   shift=data.get("shift"))
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), separators=(",", ":")))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Session":
+        return cls.from_dict(json.loads(Path(path).read_text()))
