@@ -96,7 +96,8 @@ def locate_checkpoint(ref: str | os.PathLike, base_dir: str | os.PathLike | None
         if candidate.is_dir():
             return candidate
     # owner/name is a hub id, unless `owner` is a local folder (assets/ce-typo is a missing directory).
-    parent_is_local = any((root / name.split("/")[0]).is_dir() for root in (Path("."), *([Path(base_dir)] if base_dir else [])))
+    roots = [Path("."), *([Path(base_dir)] if base_dir else [])]
+    parent_is_local = any((root / name.split("/")[0]).is_dir() for root in roots)
     if Path(name).exists() or name.startswith((".", "/", "~")) or name.count("/") != 1 or parent_is_local:
         raise FileNotFoundError(
             f"checkpoint directory {name!r} is missing (and it is not a hub repo id of the form owner/name)"

@@ -168,8 +168,9 @@ def shift_loss_figure(reference: Sequence[str], prediction: Sequence[str], ce_pe
 
 def difference_map_figure(clean: Trace, shifted: Trace, title: str | None = None) -> go.Figure:
     """The cascade: step x position, a cell filled where the shifted run's canvas differs from the
-    clean run's after that step (orange: different token, blue: <slack> that the shifted run
-    committed there), the shift itself marked with an arrow. One look shows whether the move
+    clean run's after that step (orange: another token, grey: committed in one run and still
+    masked in the other, blue: <slack> the shifted run committed there), the shift itself marked
+    with an arrow. One look shows whether the move
     stayed local (CTC absorbing it) or spread to the right (CE cascading)."""
     steps = min(len(clean.steps), len(shifted.steps))
     z = [[None] * clean.gen_length for _ in range(steps)]
@@ -179,18 +180,21 @@ def difference_map_figure(clean: Trace, shifted: Trace, title: str | None = None
         for p, (x, y) in enumerate(zip(a, b)):
             if x != y:
                 is_slack = shifted.slack_id is not None and y == shifted.slack_id
-                z[s][p] = 0.0 if is_slack else 1.0
-                text[s][p] = (f"step {s} · pos {p} · clean {clean.token_text(x)!r} · shifted "
-                              f"{shifted.token_text(y)!r}" + (" · <slack> absorbing the move" if is_slack else ""))
-    colours = [[0.0, "#56B4E9"], [0.5, "#56B4E9"], [0.5, "#E69F00"], [1.0, "#E69F00"]]  # Okabe-Ito
+                pending = clean.mask_id in (x, y)  # committed in one run, still masked in the other
+                z[s][p] = 0.0 if is_slack else 0.5 if pending else 1.0
+                shown = ["masked" if t == clean.mask_id else repr(clean.token_text(t)) for t in (x, y)]
+                text[s][p] = (f"step {s} · pos {p} · clean {shown[0]} · shifted {shown[1]}"
+                              + (" · <slack> absorbing the move" if is_slack else ""))
+    # Okabe-Ito: blue <slack>, grey committed in one run only, orange a different token
+    colours = [[0.0, "#56B4E9"], [0.33, "#56B4E9"], [0.33, "#c8c8c8"], [0.67, "#c8c8c8"], [0.67, "#E69F00"],
+               [1.0, "#E69F00"]]
     fig = go.Figure(go.Heatmap(z=z, text=text, hoverinfo="text", colorscale=colours, zmin=0, zmax=1, xgap=1,
                                ygap=1, showscale=False))
     for d in shifted.displacements:
         fig.add_annotation(x=d.target, y=d.step, ax=d.source, ay=d.step, xref="x", yref="y", axref="x", ayref="y",
                            showarrow=True, arrowhead=2, arrowcolor="#D55E00", text="")
-    fig.update_layout(title=title or "Where the shifted run differs", xaxis_title="response position",
-                      yaxis_title="step", yaxis_autorange="reversed", margin=dict(l=50, r=20, t=40, b=40),
+    key = "orange: another token · grey: in one run only<br>blue: ‹slack› · arrow: the shift"  # fits a narrow panel
+    fig.update_layout(title=f"{title or 'Where the shifted run differs'}<br><sup>{key}</sup>",
+                      xaxis_title="response position", yaxis_title="step", margin=dict(l=50, r=20, t=80, b=40),
                       xaxis_range=[-0.5, clean.gen_length - 0.5], yaxis_range=[steps - 0.5, -0.5])
-    fig.add_annotation(text="orange: a different token · blue: <slack> · arrow: the shift", showarrow=False,
-                       xref="paper", yref="paper", x=0, y=-0.22, xanchor="left", font=dict(size=11))
     return fig

@@ -28,3 +28,29 @@ def test_alignment_heatmap_draws_the_posterior_and_the_viterbi_path():
         assert len(heat.z) == 7 and len(heat.z[0]) == 4
         assert list(path.x) == [heat.x[s] for s in al.path]
         assert collapse in fig.layout.title.text
+
+
+def test_the_cascade_map_tells_another_token_from_a_pending_one_and_from_slack():
+    from mdlm_viz import divergence, figures
+    from mdlm_viz.trace import Displacement, Step, Trace
+
+    M, S = 9, 7  # mask and <slack> ids
+
+    def trace(canvases, moves=()):
+        steps = [Step(index=i, block=0, canvas=c, positions=[], tokens=[], confidences=[])
+                 for i, c in enumerate(canvases)]
+        for d in moves:
+            steps[d.step].displacements.append(d)
+        return Trace(prompt=[1], gen_length=4, steps_total=len(canvases), block_length=4, mask_id=M, settings={},
+                     steps=steps,
+                     slack_id=S, token_texts={1: "a", 2: "b", 3: "c", S: "<slack>"})
+
+    clean = trace([[1, M, M, M], [1, 2, M, M], [1, 2, 3, M]])
+    shifted = trace([[1, M, M, M], [1, M, 2, M], [1, S, 2, 3]], [Displacement(1, 1, 2, 2)])
+    assert divergence.difference_map(clean, shifted) == [[False] * 4, [False, True, True, False],
+                                                         [False, True, True, True]]
+    assert divergence.first_divergence(clean, shifted) == (1, 1)
+    z = figures.difference_map_figure(clean, shifted).data[0].z
+    assert list(z[0]) == [None] * 4
+    assert list(z[1]) == [None, 0.5, 0.5, None]  # committed in one run only, either way round
+    assert list(z[2]) == [None, 0.0, 1.0, 0.5]  # <slack>, another token, pending

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from mdlm_viz.chat import prompt_ids, response_ids
+from mdlm_viz.ctc import DEFAULT_COLLAPSE
 
 from .objectives import insert_slack
 
@@ -136,7 +137,7 @@ def slack_length(n: int, s_max: float, repeats: int = 0) -> int:
     return n + repeats + round(s_max * n)
 
 
-def load_sft(paths, tokenizer, max_length: int, s_max: float = 0.0, collapse: str = "slack") -> SFTData:
+def load_sft(paths, tokenizer, max_length: int, s_max: float = 0.0, collapse: str = DEFAULT_COLLAPSE) -> SFTData:
     """Tokenised examples; those that could exceed max_length (after slack insertion when s_max > 0)
     are skipped and counted."""
     data = SFTData([], sources=[str(p) for p in paths])
@@ -182,7 +183,7 @@ class PretrainCollator:
     is a "response" with an empty prompt: slack-augmented, EOS-padded, with the CTC fields."""
 
     def __init__(self, short_fraction: float = 0.01, seed: int = 0, eos_id: int | None = None,
-                 slack_id: int | None = None, s_max: float = 0.5, collapse: str = "slack"):
+                 slack_id: int | None = None, s_max: float = 0.5, collapse: str = DEFAULT_COLLAPSE):
         self.short_fraction, self.seed = short_fraction, seed
         self.ctc = SFTCollator(eos_id, slack_id, s_max, collapse, seed) if slack_id is not None else None
 
@@ -202,7 +203,7 @@ class SFTCollator:
     With `slack_id`, responses are first slack-augmented (ratio ~ U(0, s_max)) and the batch also
     carries what the CTC term needs: the original responses and where the augmented ones lie."""
 
-    def __init__(self, eos_id: int, slack_id: int | None = None, s_max: float = 0.5, collapse: str = "slack",
+    def __init__(self, eos_id: int, slack_id: int | None = None, s_max: float = 0.5, collapse: str = DEFAULT_COLLAPSE,
                  seed: int = 0, placement: str = "uniform"):
         self.eos_id, self.slack_id, self.s_max, self.collapse, self.seed = eos_id, slack_id, s_max, collapse, seed
         self.placement = placement

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from mdlm_viz import ctc
+from mdlm_viz.ctc import DEFAULT_COLLAPSE
 
 EMISSIONS = ("forced", "free")
 PLACEMENTS = ("uniform", "one-gap")  # where insert_slack puts the <slack> tokens
@@ -82,7 +83,7 @@ def sft_loss_flat(log_probs, targets, masked) -> torch.Tensor:
 
 
 def insert_slack(response: list[int], slack_id: int, ratio: float, rng: random.Random,
-                 collapse: str = "slack", placement: str = "uniform") -> list[int]:
+                 collapse: str = DEFAULT_COLLAPSE, placement: str = "uniform") -> list[int]:
     """Insert round(ratio * U) slack tokens into the U-token response (U + 1 gaps): each at a
     uniformly random gap, several may share one ("uniform", this project's default), or all in one
     random gap ("one-gap": the response shifted once, as a single displaced token shifts what
@@ -112,7 +113,7 @@ def insert_slack(response: list[int], slack_id: int, ratio: float, rng: random.R
 
 def ctc_term(log_probs: torch.Tensor, noisy: torch.Tensor, masked: torch.Tensor, region_start: torch.Tensor,
              region_length: torch.Tensor, targets: torch.Tensor, target_lengths: torch.Tensor, *, slack_id: int,
-             collapse: str = "slack", emission: str = "forced") -> tuple[torch.Tensor, torch.Tensor]:
+             collapse: str = DEFAULT_COLLAPSE, emission: str = "forced") -> tuple[torch.Tensor, torch.Tensor]:
     """CTC of the original responses over the augmented response regions; (loss, feasible [B]).
 
     log_probs [B, L, V]: the model's log-softmax over the whole canvas. Sample b's region is
@@ -148,7 +149,7 @@ class Objective:
     kind: str = "ce"  # "ce" or "ctc" (CE on the slack-augmented target + lam * CTC)
     slack_id: int | None = None
     lam: float = 0.1
-    collapse: str = "slack"
+    collapse: str = DEFAULT_COLLAPSE
     emission: str = "forced"
     eps: float = 1e-3
     weighting: str = "elbo"  # SFT CE: "elbo" (LLaDA, 1 / p_mask) or "flat" (mean over masked tokens)

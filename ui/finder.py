@@ -56,8 +56,9 @@ def find_revealing(models: dict[str, LoadedModel], session: Session | None, answ
     for name in (base, cand):
         lm = models[name]
         with DEVICE_LOCK, torch.inference_mode():
-            rows, _ = reveal.decode_rows(lm.model, lm.tokenizer, lm.facts, [session.prompt_ids[name]] * (1 + len(positions)),
-                                          [None, *positions], settings.sampler_kwargs(lm))
+            prompts = [session.prompt_ids[name]] * (1 + len(positions))
+            rows, _ = reveal.decode_rows(lm.model, lm.tokenizer, lm.facts, prompts, [None, *positions],
+                                         settings.sampler_kwargs(lm))
         result.clean[name] = rows[0]
         for shift, row in zip(result.shifts, rows[1:]):
             shift.runs[name] = row

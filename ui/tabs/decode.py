@@ -135,7 +135,8 @@ def layout(ctx: AppContext) -> DecodeView:
         preset = ui_components.Dropdown(PRESETS, label="preset prompts", value=None, scale=1)
         prompt = gr.Textbox(PRESETS[0], label="prompt", lines=1, max_lines=4, scale=3, elem_id="prompt")
     with gr.Row():
-        chosen = ui_components.CheckboxGroup(names, value=names, label="models (same prompt, settings and seed)", scale=3)
+        chosen = ui_components.CheckboxGroup(names, value=names, label="models (same prompt, settings and seed)",
+                                             scale=3)
         run_btn = gr.Button("Decode", variant="primary", scale=1, elem_id="decode")
     with gr.Accordion("Decoding settings", open=False):
         with gr.Row():

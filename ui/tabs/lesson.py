@@ -60,7 +60,8 @@ PAGES = [
                "A model fine-tuned with position-wise cross-entropy learned that the token at position *i* "
                "belongs at position *i*. Once a token is off by one, the tokens it commits next must either "
                "repeat or skip to stay consistent, and every later position can go wrong. The outlined map marks, "
-               "step by step, the positions where the shifted run differs from the clean one (orange).",
+               "step by step, where the shifted run holds another token than the clean one (orange; grey: "
+               "committed in one run only).",
                "shift", "difference-ce"),
     LessonPage("5. `<slack>` absorbs the move",
                "A model fine-tuned with CE + CTC has a `<slack>` token that the answer drops. It learned that an "

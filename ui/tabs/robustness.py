@@ -18,7 +18,8 @@ ROBUSTNESS_JSON = ROOT / "assets" / "eval" / "robustness.json"
 def robustness_view(path=ROBUSTNESS_JSON):
     """(figure or None, Markdown) of a `python -m train robustness` results file."""
     if not path.is_file():
-        return None, f"Evaluation results not found (`{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}`)."
+        shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+        return None, f"Evaluation results not found (`{shown}`)."
     try:
         results = json.loads(path.read_text())
         about = (f"Win rate of each model's shifted output against its own clean output, {results['n_prompts']} "
