@@ -241,3 +241,15 @@ def test_every_endpoint_answers_bad_values_with_a_message(client):
     assert client.predict("ctc", "", "merge", False, api_name="/align")[0].startswith("⚠ collapse map must be")
     assert "page 1 of" in client.predict(api_name="/lesson_start")[0]  # the lesson needs no decode
     assert run(client)[0].startswith("done")  # and the server still answers
+
+
+def test_simultaneous_visitors_all_finish_with_their_solo_answers(client):
+    prompts = ["copy : the cat sat", "the", "copy : the dog", "copy : the cat sat on the mat"] * 2
+    solo = {p: run(client, prompt=p) for p in set(prompts)}
+    visitors = [gradio_client.Client(client.src, verbose=False) for _ in prompts]  # one session each
+    jobs = [v.submit(p, ["base", "ce", "ctc"], *SETTINGS.values(), api_name="/run") for v, p in zip(visitors, prompts)]
+    for p, job in zip(prompts, jobs):
+        final = job.result(timeout=120)
+        assert final[0].startswith("done"), final[0]
+        answers = [o for o in final if isinstance(o, str) and "mv-canvas" not in o]
+        assert answers == [o for o in solo[p] if isinstance(o, str) and "mv-canvas" not in o]

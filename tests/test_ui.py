@@ -105,3 +105,52 @@ def test_the_lesson_pages_load_their_examples_into_the_main_view_with_no_model_c
             assert isinstance(session, Session) and "recorded, no model ran" in out[main.status]
             assert out[main.by_name["ce"].answer] == ctx.models["ce"].decode(session.clean["ce"].response())
     assert lesson.show_page(ctx, view, main, tabs, 99)[view.page] == len(lesson.PAGES) - 1  # clamped
+
+
+# ---- visitors share forward passes: a batched decode is exactly the solo decode
+@pytest.mark.parametrize("remasking, block", [("low_confidence", 8), ("margin", 16), ("entropy", 4)])
+def test_decodes_batched_across_visitors_equal_solo_decodes(tiny_checkpoint, tiny_ctc_checkpoint, remasking, block):
+    import torch
+
+    from ui.decoding import interleave
+    from ui.models import load_models
+    from ui.scheduler import BatchedDecode, BatchScheduler
+    from ui.session import AppContext
+
+    models = load_models({"ce": str(tiny_checkpoint), "ctc": str(tiny_ctc_checkpoint)})
+    ctx = AppContext(models, scheduler=BatchScheduler(window_s=0.2))
+    prompts = ["copy : the cat", "the", "copy : the cat sat on the mat the dog"]  # three lengths: left padding
+    visitors = []
+    for seed, text in enumerate(prompts):  # the seed does not matter to a greedy decode
+        settings = parse_settings(16, 8, block, remasking, 0, 0, seed, 0.0)
+        visitors.append({n: ctx.decode(n, models[n].prompt_ids(text), settings) for n in models})
+    assert all(isinstance(d, BatchedDecode) for v in visitors for d in v.values())
+    for v in visitors:  # each visitor streams its own steps
+        events = list(interleave(v))
+        assert not any(err for _, _, err in events) and sum(s is not None for _, s, _ in events) == 2 * 8
+    assert ctx.scheduler.batches_run == 2  # one batch per model, not one decode per visitor
+    for text, v in zip(prompts, visitors):
+        for n, d in v.items():
+            lm = models[n]
+            solo = mv.generate(lm.model, torch.tensor([lm.prompt_ids(text)]), record_trace=True,
+                               **d.settings.sampler_kwargs(lm)).trace
+            got = d.trace
+            assert got.prompt == solo.prompt
+            assert [s.canvas for s in got.steps] == [s.canvas for s in solo.steps]
+            assert [(s.positions, s.tokens) for s in got.steps] == [(s.positions, s.tokens) for s in solo.steps]
+            for a, b in zip(got.steps, solo.steps):
+                assert a.confidences == pytest.approx(b.confidences, abs=1e-5)
+            assert [s.canvas for s in d.live.steps] == [s.canvas for s in solo.steps]  # what was streamed
+
+
+def test_sampling_noise_and_shifts_decode_alone(tiny_checkpoint):
+    from ui.decoding import SeededDecode
+    from ui.models import load_models
+    from ui.session import AppContext
+
+    ctx = AppContext(load_models({"ce": str(tiny_checkpoint)}))
+    ids = ctx.models["ce"].prompt_ids("copy : the cat")
+    assert isinstance(ctx.decode("ce", ids, parse_settings(16, 8, 8, "low_confidence", 0.7, 0, 1)), SeededDecode)
+    assert isinstance(ctx.decode("ce", ids, parse_settings(16, 8, 8, "random", 0, 0, 1)), SeededDecode)
+    greedy = parse_settings(16, 8, 8, "low_confidence", 0, 0, 1)
+    assert isinstance(ctx.decode("ce", ids, greedy, [mv.ShiftAtCommit(2)]), SeededDecode)

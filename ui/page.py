@@ -87,8 +87,8 @@ def parse_args(argv=None):
                          "[assets/ctc-standard]")
     ap.add_argument("--load-in-4bit", action="store_true", help="quantise the models with bitsandbytes (CUDA only)")
     ap.add_argument("--share", action="store_true", help="also open a public gradio.live link (off by default)")
-    ap.add_argument("--concurrency", type=int, default=4, help="events handled at once (forward passes still "
-                    "take turns)")
+    ap.add_argument("--concurrency", type=int, default=32, help="events handled at once: greedy decodes of "
+                    "visitors who press together share forward passes; other forward passes take turns")
     ap.add_argument("--max-prompt-chars", type=int, default=MAX_PROMPT_CHARS)
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     return ap.parse_args(argv)

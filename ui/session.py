@@ -8,7 +8,9 @@ from pathlib import Path
 
 from mdlm_viz.trace import Replay, Trace
 
+from .decoding import SeededDecode
 from .models import LoadedModel
+from .scheduler import BatchedDecode, BatchScheduler, batchable
 from .settings import MAX_PROMPT_CHARS, PRESET_ANSWERS, DecodeSettings
 
 SESSION_FORMAT = "mdlm-viz.session/1"
@@ -21,6 +23,15 @@ class AppContext:
     models: dict[str, LoadedModel]
     max_prompt_chars: int = MAX_PROMPT_CHARS
     answers: dict[str, str] = field(default_factory=lambda: dict(PRESET_ANSWERS))  # prompt -> exact answer
+    scheduler: BatchScheduler = field(default_factory=BatchScheduler)  # shares forward passes across visitors
+
+    def decode(self, name: str, prompt_ids: list[int], settings: DecodeSettings, interventions=()):
+        """A step-by-step decode of one model: in a shared batch when that gives the same tokens
+        (greedy, no shift), else alone with its own seed."""
+        lm = self.models[name]
+        if batchable(settings, interventions):
+            return BatchedDecode(self.scheduler, lm, prompt_ids, settings)
+        return SeededDecode(lm, prompt_ids, settings, interventions)
 
 
 @dataclass

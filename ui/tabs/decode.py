@@ -359,7 +359,7 @@ def run(ctx: AppContext, view: DecodeView, prompt_text, chosen_names, gen_length
         gr.Warning(str(err))
         yield {view.status: f"⚠ {err}"}
         return
-    decodes = {n: SeededDecode(ctx.models[n], prompt_ids[n], settings) for n in run_names}
+    decodes = {n: ctx.decode(n, prompt_ids[n], settings) for n in run_names}
     cleared = {view.edit_plot: None}
     for p in view.panels:
         cleared.update({p.heatmap: None, p.answer: "", p.raw: "", **hidden_shift_views(p)})
@@ -446,8 +446,7 @@ def rerun_with(ctx: AppContext, view: DecodeView, interventions, what: str, slid
                extra: str | None = None):
     """Every model of the last decode again, same seed, with `interventions`; streams the shifted
     canvases, then draws the shifted answers, summaries, cascade maps and divergence."""
-    decodes = {n: SeededDecode(ctx.models[n], session.prompt_ids[n], session.settings, interventions)
-               for n in session.clean}
+    decodes = {n: ctx.decode(n, session.prompt_ids[n], session.settings, interventions) for n in session.clean}
     errors, final = yield from stream_frames(ctx, view, decodes, lambda p: p.shifted_canvas, view.shift_status,
                                              "with the shift: ", {})
     shifted = {n: d.trace for n, d in decodes.items() if n not in errors}

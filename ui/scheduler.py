@@ -1,0 +1,151 @@
+"""Visitors who press Decode at about the same time share forward passes.
+
+Greedy decodes (temperature 0, a deterministic remasking rule, no intervention) of one model with
+the same settings are collected for `window_s`, left-padded into one batch and decoded together
+with `mdlm_viz.stream`: one forward pass per step for the whole batch instead of one per visitor.
+Each row is exactly what a solo decode of that prompt gives (left padding is masked out; the
+tests check tokens and traces), and each visitor still receives its steps as they are computed.
+Batches of different models or settings take turns step by step. Everything else (sampling
+noise, random remasking, shifts) decodes alone with its own seed (`SeededDecode`).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+import mdlm_viz as mv
+from mdlm_viz.chat import left_pad
+from mdlm_viz.trace import Replay
+
+from .decoding import DEVICE_LOCK
+from .models import LoadedModel
+from .settings import DecodeSettings
+
+_DONE = object()
+
+
+def batchable(settings: DecodeSettings, interventions=()) -> bool:
+    """Whether a decode gives the same tokens alone and in a batch: no randomness, no shift."""
+    return settings.temperature == 0 and settings.remasking != "random" and not list(interventions)
+
+
+@dataclass
+class _Job:
+    lm: LoadedModel
+    prompt_ids: list[int]
+    settings: DecodeSettings
+    steps: queue.Queue = field(default_factory=queue.Queue)  # Step, then _DONE or an exception
+    trace: mv.Trace | None = None
+
+    @property
+    def key(self) -> tuple:
+        s = self.settings
+        return (self.lm.name, s.gen_length, s.steps, s.block_length, s.remasking, s.cfg_scale, s.slack_bias)
+
+
+class BatchedDecode:
+    """One visitor's decode inside a shared batch, with `SeededDecode`'s interface."""
+
+    def __init__(self, scheduler: "BatchScheduler", lm: LoadedModel, prompt_ids: list[int], settings: DecodeSettings):
+        self.lm, self.prompt_ids, self.settings = lm, prompt_ids, settings
+        self.job = _Job(lm, prompt_ids, settings)
+        kw = settings.sampler_kwargs(lm)
+        self.live = mv.Trace(prompt=prompt_ids, gen_length=settings.gen_length, steps_total=settings.steps,
+                             block_length=settings.block_length, mask_id=lm.facts.mask_id, settings={},
+                             eos_id=lm.facts.eos_id, slack_id=lm.facts.slack_id, collapse=kw.get("collapse"))
+        self.replay = Replay(self.live)
+        scheduler.submit(self.job)
+
+    def advance(self) -> mv.Step | None:
+        """The next step of this row (waits for the batch); None when done; ValueError if the
+        sampler refused the settings."""
+        item = self.job.steps.get()
+        if item is _DONE:
+            return None
+        if isinstance(item, Exception):
+            raise item
+        self.live.steps.append(item)
+        return item
+
+    @property
+    def trace(self) -> mv.Trace:
+        tr = self.job.trace
+        tr.model = self.lm.name
+        return tr.with_token_texts(self.lm.token_text)
+
+
+class BatchScheduler:
+    def __init__(self, window_s: float = 0.05, max_batch: int = 64):
+        self.window_s, self.max_batch = window_s, max_batch
+        self.inbox: queue.Queue[_Job] = queue.Queue()
+        self.batches_run = 0  # how many batched decodes ran (the tests and the bench read it)
+        self._worker: threading.Thread | None = None
+        self._start = threading.Lock()
+
+    def submit(self, job: _Job) -> None:
+        self.inbox.put(job)
+        with self._start:
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._run, name="mdlm-viz-batches", daemon=True)
+                self._worker.start()
+
+    # ---- the worker: collect, group, decode the groups in turns ----
+    def _collect(self, block: bool) -> list[_Job]:
+        jobs = []
+        try:
+            jobs.append(self.inbox.get(block=block, timeout=None))
+        except queue.Empty:
+            return jobs
+        deadline = time.perf_counter() + self.window_s  # let visitors who pressed at the same time join
+        while True:
+            left = deadline - time.perf_counter()
+            try:
+                jobs.append(self.inbox.get(timeout=max(left, 0)) if left > 0 else self.inbox.get_nowait())
+            except queue.Empty:
+                return jobs
+
+    def _start_batches(self, jobs: list[_Job]) -> list[tuple[list[_Job], object]]:
+        groups: dict[tuple, list[_Job]] = {}
+        for job in jobs:
+            groups.setdefault(job.key, []).append(job)
+        running = []
+        for members in groups.values():
+            for i in range(0, len(members), self.max_batch):
+                chunk = members[i:i + self.max_batch]
+                lm, settings = chunk[0].lm, chunk[0].settings
+                pad = lm.facts.pad_id if lm.facts.pad_id is not None else lm.facts.eos_id
+                ids, attn = left_pad([j.prompt_ids for j in chunk], pad)
+                stream = mv.stream(lm.model, ids, attention_mask=attn, **settings.sampler_kwargs(lm))
+                running.append((chunk, stream, iter(stream)))
+        return running
+
+    def _run(self) -> None:
+        running: list = []
+        while True:
+            running += self._start_batches(self._collect(block=not running))
+            for entry in list(running):  # one step of every running batch, in turns
+                chunk, stream, steps = entry
+                try:
+                    with DEVICE_LOCK, torch.inference_mode():
+                        step = next(steps)
+                except StopIteration:
+                    result = stream.result
+                    for i, job in enumerate(chunk):
+                        job.trace = result.traces[i]
+                        job.steps.put(_DONE)
+                    running.remove(entry)
+                    self.batches_run += 1
+                    continue
+                except Exception as err:  # noqa: BLE001 - the sampler's ValueError, or a failing model
+                    for job in chunk:
+                        job.steps.put(err if isinstance(err, ValueError) else ValueError(f"decoding failed: {err}"))
+                    running.remove(entry)
+                    continue
+                rows = step if isinstance(step, list) else [step]
+                for job, row in zip(chunk, rows):
+                    job.steps.put(row)
