@@ -1,22 +1,25 @@
-"""How fast the app answers: start-up, first streamed step, a full run, and ten visitors at once.
+"""The app at classroom scale (issue #15): ratios measured side by side in one run.
 
-Targets (issue #5): `python app.py` serves within 15 s; the first step of a 3-model run streams
-within 1 s; a full 3-model run at generation length 64 / 64 steps (blocks of 32) within 5 s;
-10 concurrent gradio_client clients all complete without error. Each figure is measured against
-a freshly started `python app.py` over HTTP, as a visitor sees it; run times are medians.
+1. Start-up: `python app.py` until it serves the page, against `python -c "import gradio, torch"`
+   (medians of --reps fresh processes). Target: at most 1.2x.
+2. One visitor: a decode of every served model through `/run` (gradio_client, streamed to the
+   end), against the bare sequential compute of the same decodes in this process
+   (`mdlm_viz.generate`, one after another, same threads). Target: at most 1.0x.
+3. A classroom: --clients visitors press Decode at once (one session each); the last to finish
+   against one visitor alone. Target: all complete, the last within 3x.
+4. Memory: the server's resident memory after 100 sequential visits against after 10.
+   Target: within 10%.
 
-Models: --models NAME=PATH ... (e.g. the embedded assets); without it, assets/base, assets/ce and
-assets/ctc when they exist, else stand-ins of the embedded models' size (4.6M parameters,
-vocabulary 4096, random weights: same compute, meaningless text). Exit code 1 on FAIL.
+Models: --models NAME=PATH ... (default: the embedded assets). Run it on a quiet machine
+(`uptime`): the ratios compare runs made minutes apart. Exit code 1 on a FAIL.
 
-    python bench/bench_app.py [--models base=assets/base ce=assets/ce ctc=assets/ctc] [--reps 5] [--threads 1]
+    python bench/bench_app.py [--models base=assets/base ce=assets/ce ctc=assets/ctc] [--clients 30] [--quick]
 """
 
 import argparse
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -26,117 +29,162 @@ sys.path.insert(0, str(ROOT))
 from scripts.app_server import free_port, wait_until_serving  # noqa: E402
 
 PROMPT = "Repeat exactly: 700 8888 62"
-SETTINGS = [64, 64, 32, "low_confidence", 0.0, 0.0, 0]  # gen_length, steps, block_length, remasking, T, CFG, seed
 
 
-def make_standin(directory: Path, slack: bool) -> Path:
-    """A random LLaDA of the embedded models' shape with a 4096-entry word-level tokenizer."""
-    from mdlm_viz.testing import make_tiny_checkpoint
-
-    return make_tiny_checkpoint(directory, slack=slack, collapse="slack", vocab_size=4096, d_model=192, n_layers=4,
-                                n_heads=6, n_kv_heads=6, mlp_hidden_size=512,
-                                init_std=0.02,  # LLaDAConfig's default, not the tests' peaked 0.3
-                                generation={"steps": 64, "gen_length": 64, "block_length": 32})
+def default_specs() -> list[str]:
+    names = ["base", "ce", "ctc", "ctc-standard"]
+    return [f"{n}=assets/{n}" for n in names if (ROOT / "assets" / n / "config.json").is_file()]
 
 
-def default_models(work: Path) -> tuple[list[str], str]:
-    assets = {n: ROOT / "assets" / n for n in ("base", "ce", "ctc")}
-    if all((p / "config.json").is_file() for p in assets.values()):
-        return [f"{n}={p}" for n, p in assets.items()], "embedded assets"
-    specs = [f"{n}={make_standin(work / n, slack=n == 'ctc')}" for n in assets]
-    return specs, "random stand-ins of the embedded models' size (assets/ not trained yet)"
-
-
-def time_run(client, names) -> tuple[float, float]:
-    """(seconds to the first streamed step, seconds to the end) of one run."""
+def seconds(cmd: list[str], until=None) -> float:
     t0 = time.perf_counter()
-    job = client.submit(PROMPT, names, *SETTINGS, api_name="/run")
-    first = None
-    for update in job:
-        if first is None and isinstance(update[0], str) and "step" in update[0]:
-            first = time.perf_counter() - t0
-    status = job.result()[0]
-    end = time.perf_counter() - t0
-    if not str(status).startswith("done") or "⚠" in str(status):
-        raise RuntimeError(f"run did not finish cleanly: {status}")
-    return first if first is not None else end, end
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        if until is None:
+            proc.wait()
+        else:
+            until(proc)
+        return time.perf_counter() - t0
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
-def concurrent_runs(url: str, names, clients: int) -> tuple[int, float, float]:
-    """(errors, wall seconds, slowest run seconds) of `clients` visitors running at once."""
+def start_app(specs, threads: int):
+    port = free_port()
+    cmd = [sys.executable, "app.py", "--port", str(port), "--threads", str(threads), "--models", *specs]
+    return cmd, f"http://127.0.0.1:{port}/"
+
+
+def settings_of(specs) -> list:
+    """The first model's shipped decode settings, as /run takes them after the prompt and models."""
+    import json
+
+    first = json.loads((ROOT / specs[0].split("=", 1)[1] / "generation_config.json").read_text())
+    return [first.get("gen_length", 64), first.get("steps", 64), first.get("block_length", 32), "low_confidence",
+            0.0, 0.0, 0, 0.0]
+
+
+def bare_compute(specs, settings, threads: int) -> float:
+    """Seconds of the same decodes, one model after another, in this process (no server)."""
+    import torch
+
+    import mdlm_viz as mv
+    from ui.models import load_models, parse_model_specs
+    from ui.settings import parse_settings
+
+    torch.set_num_threads(threads)
+    models = load_models(parse_model_specs(specs))
+    s = parse_settings(*settings)
+    ids = {n: torch.tensor([lm.prompt_ids(PROMPT)]) for n, lm in models.items()}
+    with torch.inference_mode():
+        for n, lm in models.items():  # warm-up
+            mv.generate(lm.model, ids[n], **s.sampler_kwargs(lm))
+        t0 = time.perf_counter()
+        for n, lm in models.items():
+            mv.generate(lm.model, ids[n], record_trace=True, **s.sampler_kwargs(lm))
+    return time.perf_counter() - t0
+
+
+def visit(url: str, names, settings, client=None) -> float:
+    """Seconds from pressing Decode to "done" for one visitor (a page already open: `client`)."""
     from gradio_client import Client
 
-    errors, times = [], []
-    start = threading.Barrier(clients)
+    client = client or Client(url, verbose=False)
+    t0 = time.perf_counter()
+    status = client.submit(PROMPT, names, *settings, api_name="/run").result(timeout=600)[0]
+    if not str(status).startswith("done"):
+        raise RuntimeError(f"the decode did not finish: {status}")
+    return time.perf_counter() - t0
 
-    def visitor():
+
+def classroom(url: str, names, settings, clients: int) -> tuple[int, float]:
+    errors, ends = [], []
+    start = [0.0]
+    barrier = threading.Barrier(clients, action=lambda: start.__setitem__(0, time.perf_counter()))
+
+    def student():
+        from gradio_client import Client
+
         try:
-            client = Client(url, verbose=False)
-            start.wait()
-            times.append(time_run(client, names)[1])
+            client = Client(url, verbose=False)  # the page is open; then everyone presses Decode at once
+            barrier.wait()
+            visit(url, names, settings, client)
+            ends.append(time.perf_counter())
         except Exception as err:  # noqa: BLE001 - every failure counts
             errors.append(repr(err))
 
-    threads = [threading.Thread(target=visitor) for _ in range(clients)]
-    t0 = time.perf_counter()
+    threads = [threading.Thread(target=student) for _ in range(clients)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     for e in errors[:3]:
-        print(f"  client error: {e}")
-    return len(errors), time.perf_counter() - t0, max(times) if times else float("nan")
+        print(f"  visitor error: {e}")
+    return len(errors), (max(ends) - start[0]) if ends else float("nan")
 
 
-def report(label: str, value: float, target: float, unit: str = "s") -> bool:
-    ok = value < target
-    print(f"{label}: {value:.2f} {unit} (target < {target:g} {unit}) {'PASS' if ok else 'FAIL'}")
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def verdict(label: str, ratio: float, target: float) -> bool:
+    ok = ratio <= target
+    print(f"{label}: {ratio:.2f}x (target <= {target:g}x) {'PASS' if ok else 'FAIL'}")
     return ok
 
 
-def main():
+def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", nargs="+", metavar="NAME=PATH", help="checkpoints to serve (default: see above)")
-    ap.add_argument("--reps", type=int, default=5, help="runs timed for the medians")
-    ap.add_argument("--clients", type=int, default=10)
-    ap.add_argument("--threads", type=int, default=None,
-                    help="torch threads of the app (app.py --threads); default: torch's choice")
+    ap.add_argument("--models", nargs="+", metavar="NAME=PATH", help="checkpoints to serve (default: the assets)")
+    ap.add_argument("--reps", type=int, default=3, help="fresh processes timed for the start-up medians")
+    ap.add_argument("--clients", type=int, default=30)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads of the app and of the bare compute")
+    ap.add_argument("--quick", action="store_true", help="1 rep, 6 clients, 20 visits: checks the bench itself")
     args = ap.parse_args()
-    from gradio_client import Client
+    specs = args.models or default_specs()
+    if not specs:
+        ap.error("no checkpoints: pass --models NAME=PATH ... (assets/ has none)")
+    reps, clients, visits = (1, 6, 20) if args.quick else (args.reps, args.clients, 100)
+    names, settings = [s.split("=", 1)[0] for s in specs], settings_of(specs)
+    print(f"models: {' '.join(specs)}; prompt {PROMPT!r}; settings {settings}; {args.threads} torch thread(s)")
 
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        specs, what = (args.models, "as given") if args.models else default_models(work)
-        names = [s.split("=", 1)[0] for s in specs]
-        print(f"models: {', '.join(specs)} ({what}); prompt {PROMPT!r}; gen_length 64, 64 steps, blocks of 32")
-        port = free_port()
-        t0 = time.perf_counter()
-        threads = ["--threads", str(args.threads)] if args.threads else []
-        cmd = [sys.executable, str(ROOT / "app.py"), "--port", str(port), *threads, "--models", *specs]
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}/"
-        try:
-            wait_until_serving(url, proc, timeout=120)
-            startup = time.perf_counter() - t0
-            client = Client(url, verbose=False)
-            time_run(client, names)  # warm-up: first calls pay for lazy initialisation
-            firsts, totals = zip(*(time_run(client, names) for _ in range(args.reps)))
-            errors, wall, slowest = concurrent_runs(url, names, args.clients)
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
-    results = [
-        report("time until python app.py serves", startup, 15),
-        report(f"first streamed step of a {len(names)}-model run (median of {args.reps})",
-               statistics.median(firsts), 1),
-        report(f"full {len(names)}-model run, 64 tokens / 64 steps (median of {args.reps}; "
-               f"min {min(totals):.2f} s)", statistics.median(totals), 5),
-    ]
-    ok = errors == 0
-    print(f"{args.clients} concurrent clients: {args.clients - errors}/{args.clients} completed without error "
-          f"in {wall:.2f} s (slowest run {slowest:.2f} s) {'PASS' if ok else 'FAIL'}")
-    sys.exit(0 if all(results) and ok else 1)
+    imports = statistics.median(seconds([sys.executable, "-c", "import gradio, torch"]) for _ in range(reps))
+    serve = []
+    for _ in range(reps):
+        cmd, url = start_app(specs, args.threads)
+        serve.append(seconds(cmd, until=lambda proc, url=url: wait_until_serving(url, proc, timeout=180)))
+    serve_s = statistics.median(serve)
+    print(f"import gradio + torch {imports:.2f} s; app serving {serve_s:.2f} s")
+    ok = [verdict("start-up: serving / bare imports", serve_s / imports, 1.2)]
+
+    bare = bare_compute(specs, settings, args.threads)
+    cmd, url = start_app(specs, args.threads)
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until_serving(url, proc, timeout=180)
+        visit(url, names, settings)  # warm-up
+        one = statistics.median(visit(url, names, settings) for _ in range(3))
+        print(f"one visitor {one:.2f} s; bare sequential compute {bare:.2f} s")
+        ok.append(verdict(f"one {len(names)}-model decode / bare compute", one / bare, 1.0))
+        errors, last = classroom(url, names, settings, clients)
+        print(f"{clients} visitors at once: {clients - errors}/{clients} completed; the last after {last:.2f} s")
+        ok.append(errors == 0 and verdict(f"last of {clients} / one visitor", last / one, 3.0))
+        for i in range(visits):
+            visit(url, names, settings)
+            if i + 1 == 10:
+                after_10 = rss_kib(proc.pid)
+        after_all = rss_kib(proc.pid)
+        print(f"server memory after 10 visits {after_10 / 1024:.0f} MiB, after {visits} {after_all / 1024:.0f} MiB")
+        ok.append(verdict(f"memory after {visits} / after 10 visits", after_all / after_10, 1.1))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    return 0 if all(ok) else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

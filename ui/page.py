@@ -9,6 +9,7 @@ import sys
 from mdlm_viz import viewer
 
 from .models import ConfigError, load_models, model_specs
+from .scheduler import BatchScheduler
 from .session import AppContext
 from .settings import MAX_PROMPT_CHARS
 
@@ -40,13 +41,22 @@ steps with the slider or the ← → keys; tokens outlined ⇢ can be moved by h
 **Re-run with the shift**). The tabs below the models explain the maths."""
 
 
+def parallel_decodes() -> int:
+    """Forward passes run at once: one per core's worth of torch threads on a CPU, one on a GPU."""
+    import torch
+
+    if torch.cuda.is_available():
+        return 1
+    return max(1, (os.cpu_count() or 1) // max(1, torch.get_num_threads()))
+
+
 def build_app(models, max_prompt_chars: int = MAX_PROMPT_CHARS):
     """The gr.Blocks page over already loaded models."""
     import gradio as gr
 
     from .tabs import alignment, ce_vs_ctc, decode, export, lesson, robustness
 
-    ctx = AppContext(models, max_prompt_chars)
+    ctx = AppContext(models, max_prompt_chars, scheduler=BatchScheduler(parallel=parallel_decodes()))
     # delete_cache: Gradio's copies of exported and uploaded files go after a day.
     with gr.Blocks(title="mdlm-viz", analytics_enabled=False, delete_cache=(3600, 86400)) as demo:
         gr.Markdown(INTRO)
@@ -90,7 +100,8 @@ def parse_args(argv=None):
     ap.add_argument("--concurrency", type=int, default=32, help="events handled at once: greedy decodes of "
                     "visitors who press together share forward passes; other forward passes take turns")
     ap.add_argument("--max-prompt-chars", type=int, default=MAX_PROMPT_CHARS)
-    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads per forward pass (default on a "
+                    "CPU: 1, so the models decode side by side, one per core)")
     return ap.parse_args(argv)
 
 
@@ -98,8 +109,8 @@ def main(argv=None):
     args = parse_args(argv)
     import torch
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    if args.threads or not torch.cuda.is_available():
+        torch.set_num_threads(args.threads or 1)
     try:
         models = load_models(model_specs(args.models), load_in_4bit=args.load_in_4bit)
     except ConfigError as err:
