@@ -153,4 +153,33 @@ def test_sampling_noise_and_shifts_decode_alone(tiny_checkpoint):
     assert isinstance(ctx.decode("ce", ids, parse_settings(16, 8, 8, "low_confidence", 0.7, 0, 1)), SeededDecode)
     assert isinstance(ctx.decode("ce", ids, parse_settings(16, 8, 8, "random", 0, 0, 1)), SeededDecode)
     greedy = parse_settings(16, 8, 8, "low_confidence", 0, 0, 1)
-    assert isinstance(ctx.decode("ce", ids, greedy, [mv.ShiftAtCommit(2)]), SeededDecode)
+    assert isinstance(ctx.decode("ce", ids, greedy, [mv.Shift(step=1, position=2)]), SeededDecode)
+    assert isinstance(ctx.decode("ce", ids, greedy, [mv.RandomShifts(0.1)]), SeededDecode)
+
+
+def test_comparable_shifts_of_several_visitors_share_a_batch_and_equal_their_solo_runs(tiny_checkpoint):
+    import torch
+
+    from ui.decoding import interleave
+    from ui.models import load_models
+    from ui.scheduler import BatchedDecode, BatchScheduler
+    from ui.session import AppContext
+
+    ctx = AppContext(load_models({"ce": str(tiny_checkpoint)}), scheduler=BatchScheduler(window_s=0.2))
+    lm, settings = ctx.models["ce"], parse_settings(16, 8, 8, "low_confidence", 0, 0, 0)
+    runs = [("copy : the cat", 1), ("the", 3), ("copy : the cat sat on the mat", None), ("copy : the", 0)]
+    decodes = [ctx.decode("ce", lm.prompt_ids(t), settings, [mv.ShiftAtCommit(p)] if p is not None else [])
+               for t, p in runs]
+    assert all(isinstance(d, BatchedDecode) for d in decodes)
+    for d in decodes:
+        list(interleave({"ce": d}))
+    assert ctx.scheduler.batches_run == 1
+    assert any(d.trace.displacements for d in decodes)  # a shift applied, in its own row only
+    assert not decodes[2].trace.displacements
+    for (text, pos), d in zip(runs, decodes):
+        shifts = [mv.ShiftAtCommit(pos)] if pos is not None else []
+        solo = mv.generate(lm.model, torch.tensor([lm.prompt_ids(text)]), interventions=shifts, record_trace=True,
+                           **settings.sampler_kwargs(lm)).trace
+        assert [s.canvas for s in d.trace.steps] == [s.canvas for s in solo.steps]
+        assert [(x.step, x.source, x.target) for x in d.trace.displacements] == \
+            [(x.step, x.source, x.target) for x in solo.displacements]

@@ -1,16 +1,17 @@
 """Visitors who press Decode at about the same time share forward passes.
 
-Greedy decodes (temperature 0, a deterministic remasking rule, no intervention) of one model with
+Greedy decodes (temperature 0, a deterministic remasking rule, at most `ShiftAtCommit`s) of one model with
 the same settings are collected for `window_s`, left-padded into one batch and decoded together
 with `mdlm_viz.stream`: one forward pass per step for the whole batch instead of one per visitor.
 Each row is exactly what a solo decode of that prompt gives (left padding is masked out; the
 tests check tokens and traces), and each visitor still receives its steps as they are computed.
 Batches of different models or settings take turns step by step. Everything else (sampling
-noise, random remasking, shifts) decodes alone with its own seed (`SeededDecode`).
+noise, random remasking, other shifts) decodes alone with its own seed (`SeededDecode`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import threading
 import time
@@ -29,8 +30,11 @@ _DONE = object()
 
 
 def batchable(settings: DecodeSettings, interventions=()) -> bool:
-    """Whether a decode gives the same tokens alone and in a batch: no randomness, no shift."""
-    return settings.temperature == 0 and settings.remasking != "random" and not list(interventions)
+    """Whether a decode gives the same tokens alone and in a batch: no randomness, and no shift
+    but `ShiftAtCommit` (a row's own, refused quietly when it cannot apply; a `Shift` that cannot
+    apply stops the whole decode, which must not stop other visitors' rows)."""
+    return (settings.temperature == 0 and settings.remasking != "random"
+            and all(isinstance(iv, mv.ShiftAtCommit) for iv in interventions))
 
 
 @dataclass
@@ -38,6 +42,7 @@ class _Job:
     lm: LoadedModel
     prompt_ids: list[int]
     settings: DecodeSettings
+    interventions: tuple = ()  # ShiftAtCommit only, re-addressed to the job's row of the batch
     steps: queue.Queue = field(default_factory=queue.Queue)  # Step, then _DONE or an exception
     trace: mv.Trace | None = None
 
@@ -50,9 +55,10 @@ class _Job:
 class BatchedDecode:
     """One visitor's decode inside a shared batch, with `SeededDecode`'s interface."""
 
-    def __init__(self, scheduler: "BatchScheduler", lm: LoadedModel, prompt_ids: list[int], settings: DecodeSettings):
+    def __init__(self, scheduler: "BatchScheduler", lm: LoadedModel, prompt_ids: list[int], settings: DecodeSettings,
+                 interventions=()):
         self.lm, self.prompt_ids, self.settings = lm, prompt_ids, settings
-        self.job = _Job(lm, prompt_ids, settings)
+        self.job = _Job(lm, prompt_ids, settings, tuple(interventions))
         kw = settings.sampler_kwargs(lm)
         self.live = mv.Trace(prompt=prompt_ids, gen_length=settings.gen_length, steps_total=settings.steps,
                              block_length=settings.block_length, mask_id=lm.facts.mask_id, settings={},
@@ -124,7 +130,9 @@ class BatchScheduler:
                 lm, settings = chunk[0].lm, chunk[0].settings
                 pad = lm.facts.pad_id if lm.facts.pad_id is not None else lm.facts.eos_id
                 ids, attn = left_pad([j.prompt_ids for j in chunk], pad)
-                stream = mv.stream(lm.model, ids, attention_mask=attn, **settings.sampler_kwargs(lm))
+                shifts = [dataclasses.replace(iv, batch=row) for row, j in enumerate(chunk) for iv in j.interventions]
+                stream = mv.stream(lm.model, ids, attention_mask=attn, interventions=shifts,
+                                   **settings.sampler_kwargs(lm))
                 running.append((chunk, stream, iter(stream)))
         return running
 

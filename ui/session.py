@@ -27,10 +27,10 @@ class AppContext:
 
     def decode(self, name: str, prompt_ids: list[int], settings: DecodeSettings, interventions=()):
         """A step-by-step decode of one model: in a shared batch when that gives the same tokens
-        (greedy, no shift), else alone with its own seed."""
+        (greedy, at most ShiftAtCommit), else alone with its own seed."""
         lm = self.models[name]
         if batchable(settings, interventions):
-            return BatchedDecode(self.scheduler, lm, prompt_ids, settings)
+            return BatchedDecode(self.scheduler, lm, prompt_ids, settings, interventions)
         return SeededDecode(lm, prompt_ids, settings, interventions)
 
 
