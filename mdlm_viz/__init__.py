@@ -3,17 +3,34 @@
 The library is the single source of truth that the app, the training module and the evaluation
 call: a native LLaDA model, a sampler that records every step, positional-shift interventions,
 and the CTC/<slack> mathematics.
+
+The names below are imported on first use: the model and checkpoint code pull in transformers'
+modelling stack (seconds), which the app's page, the trace replay and the CTC maths do not need.
 """
 
-from .checkpoint import Checkpoint, DecodingFacts, load_checkpoint
-from .configuration_llada import LLaDAConfig
-from .interventions import RandomShifts, Shift, ShiftAtCommit, shiftable_positions
-from .modeling_llada import LLaDAModelLM
-from .sampling import Generation, generate, stream
-from .trace import Displacement, Step, Trace
+from __future__ import annotations
 
-__all__ = [
-    "Checkpoint", "DecodingFacts", "Displacement", "Generation", "LLaDAConfig", "LLaDAModelLM",
-    "RandomShifts", "Shift", "ShiftAtCommit", "Step", "Trace", "generate", "load_checkpoint", "shiftable_positions", "stream",
-]
+import importlib
+
+_EXPORTS = {
+    "Checkpoint": "checkpoint", "DecodingFacts": "checkpoint", "load_checkpoint": "checkpoint",
+    "LLaDAConfig": "configuration_llada", "LLaDAModelLM": "modeling_llada",
+    "RandomShifts": "interventions", "Shift": "interventions", "ShiftAtCommit": "interventions",
+    "shiftable_positions": "interventions",
+    "Generation": "sampling", "generate": "sampling", "stream": "sampling",
+    "Displacement": "trace", "Step": "trace", "Trace": "trace",
+}
+__all__ = sorted(_EXPORTS)
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module 'mdlm_viz' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

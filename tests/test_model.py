@@ -171,7 +171,7 @@ def test_hub_id_offline_fails_with_a_clear_message():
 
 
 def test_named_checkpoint_references_parse_in_one_place(tmp_path):
-    from mdlm_viz.checkpoint import locate_checkpoint, parse_named_refs
+    from mdlm_viz.references import locate_checkpoint, parse_named_refs
 
     assert parse_named_refs("a=x/y, b=/tmp") == {"a": "x/y", "b": "/tmp"}
     assert parse_named_refs(["ce=assets/ce"]) == {"ce": "assets/ce"}

@@ -183,3 +183,25 @@ def test_comparable_shifts_of_several_visitors_share_a_batch_and_equal_their_sol
         assert [s.canvas for s in d.trace.steps] == [s.canvas for s in solo.steps]
         assert [(x.step, x.source, x.target) for x in d.trace.displacements] == \
             [(x.step, x.source, x.target) for x in solo.displacements]
+
+
+def test_models_load_behind_the_served_page_and_a_failure_is_said_in_words(tiny_checkpoint, tmp_path):
+    import shutil
+
+    from ui.models import ModelInfo
+    from ui.session import AppContext
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_checkpoint, broken)
+    (broken / "model.safetensors").write_bytes((broken / "model.safetensors").read_bytes()[:100])
+    locations = {"ce": str(tiny_checkpoint), "bad": str(broken)}
+    ctx = AppContext(infos={n: ModelInfo.read(n, w) for n, w in locations.items()})
+    assert ctx.names == ["ce", "bad"] and not ctx.ready and "loading the models (0 of 2)" in ctx.readiness()
+    assert ctx.infos["ce"].defaults  # the page's settings come from generation_config.json, no weights loaded
+    ctx.load_in_background(locations).join()
+    assert ctx.settled and not ctx.ready and "could not be read" in ctx.readiness()
+    with pytest.raises(UserError, match="could not be loaded"):
+        ctx.wait_models(timeout=1)
+    good = AppContext(infos={"ce": ModelInfo.read("ce", str(tiny_checkpoint))})
+    good.load_in_background({"ce": str(tiny_checkpoint)})
+    assert set(good.wait_models(timeout=60)) == {"ce"} and good.ready

@@ -20,7 +20,7 @@ import torch
 
 import mdlm_viz as mv
 from mdlm_viz import reveal
-from mdlm_viz.checkpoint import parse_named_refs
+from mdlm_viz.references import parse_named_refs
 from mdlm_viz.robustness import select_prompts
 
 from .config import StageConfig

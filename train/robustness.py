@@ -24,7 +24,7 @@ import torch
 
 import mdlm_viz as mv
 from mdlm_viz import robustness as rb
-from mdlm_viz.checkpoint import parse_named_refs
+from mdlm_viz.references import parse_named_refs
 from mdlm_viz.figures import robustness_figure
 from mdlm_viz.report import comparison_table, markdown_table
 

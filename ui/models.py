@@ -16,7 +16,7 @@ import torch
 
 import mdlm_viz as mv
 from mdlm_viz import chat
-from mdlm_viz.checkpoint import locate_checkpoint, parse_named_refs
+from mdlm_viz.references import locate_checkpoint, parse_named_refs
 
 from .settings import MAX_MODELS
 
@@ -54,9 +54,42 @@ class LoadedModel:
         vocab = self.model.get_input_embeddings().weight.shape[0]
         return tid if isinstance(tid, int) and tid != self.tokenizer.unk_token_id and 0 <= tid < vocab else None
 
+
+
+@dataclass
+class ModelInfo:
+    """What the page shows of a checkpoint before its weights are loaded (read from its JSON)."""
+
+    name: str
+    location: str
+    defaults: dict  # the sampler defaults of generation_config.json (gen_length, steps, block_length...)
+    objective: str | None = None
+    collapse: str | None = None  # set for checkpoints with a <slack> token
+
+    @classmethod
+    def read(cls, name: str, location: str) -> "ModelInfo":
+        """From a local checkpoint's config.json and generation_config.json; a hub id's are
+        known only once it is fetched (the page then shows the first model's defaults)."""
+        import json
+
+        def read_json(file: str) -> dict:
+            try:
+                return json.loads((Path(location) / file).read_text())
+            except (OSError, ValueError):
+                return {}
+        config = read_json("config.json")
+        slack = config.get("slack_token_id") is not None
+        return cls(name, location, read_json("generation_config.json"), config.get("training_objective"),
+                   (config.get("ctc_collapse") or "slack") if slack else None)
+
+    @classmethod
+    def of(cls, lm: "LoadedModel") -> "ModelInfo":
+        return cls(lm.name, "", dict(lm.facts.defaults), lm.facts.objective,
+                   lm.facts.collapse if lm.facts.slack_id is not None else None)
+
     def describe(self) -> str:
-        kind = self.facts.objective or "objective not recorded"
-        slack = f", &lt;slack&gt; with the {self.facts.collapse} collapse" if self.facts.slack_id is not None else ""
+        kind = self.objective or "objective not recorded"
+        slack = f", &lt;slack&gt; with the {self.collapse} collapse" if self.collapse else ""
         return f"{kind}{slack}"
 
 
@@ -93,7 +126,11 @@ def checkpoint_location(ref: str) -> str:
 
 
 def load_models(specs: dict[str, str], load_in_4bit: bool = False) -> dict[str, LoadedModel]:
-    locations = {name: checkpoint_location(path) for name, path in specs.items()}  # fail before loading any
+    return load_located({name: checkpoint_location(path) for name, path in specs.items()}, load_in_4bit)
+
+
+def load_located(locations: dict[str, str], load_in_4bit: bool = False) -> dict[str, LoadedModel]:
+    """Load checkpoints whose locations `checkpoint_location` has checked."""
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = torch.float32 if device == "cpu" else None
     models = {}

@@ -8,7 +8,7 @@ import sys
 
 from mdlm_viz import viewer
 
-from .models import ConfigError, load_models, model_specs
+from .models import ConfigError, ModelInfo, checkpoint_location, model_specs
 from .scheduler import BatchScheduler
 from .session import AppContext
 from .settings import MAX_PROMPT_CHARS
@@ -50,13 +50,15 @@ def parallel_decodes() -> int:
     return max(1, (os.cpu_count() or 1) // max(1, torch.get_num_threads()))
 
 
-def build_app(models, max_prompt_chars: int = MAX_PROMPT_CHARS):
-    """The gr.Blocks page over already loaded models."""
+def build_app(models_or_ctx, max_prompt_chars: int = MAX_PROMPT_CHARS):
+    """The gr.Blocks page over loaded models, or over an `AppContext` whose models may still be
+    loading (the page then says so and enables Decode when they are in)."""
     import gradio as gr
 
     from .tabs import alignment, ce_vs_ctc, decode, export, lesson, robustness
 
-    ctx = AppContext(models, max_prompt_chars, scheduler=BatchScheduler(parallel=parallel_decodes()))
+    ctx = models_or_ctx if isinstance(models_or_ctx, AppContext) else AppContext(
+        models_or_ctx, max_prompt_chars, scheduler=BatchScheduler(parallel=parallel_decodes()))
     # delete_cache: Gradio's copies of exported and uploaded files go after a day.
     with gr.Blocks(title="mdlm-viz", analytics_enabled=False, delete_cache=(3600, 86400)) as demo:
         gr.Markdown(INTRO)
@@ -77,11 +79,25 @@ def build_app(models, max_prompt_chars: int = MAX_PROMPT_CHARS):
             with gr.Tab("Export / import", id="export"):
                 export_view = export.layout()
         decode.wire(ctx, main)
+        wire_readiness(ctx, main, demo)
         alignment.wire(ctx, align_view, main.state)
         ce_vs_ctc.wire(ce_view, demo)
         export.wire(ctx, export_view, main.state)
         lesson.wire(ctx, lesson_view, main, tabs)
     return demo
+
+
+def wire_readiness(ctx: AppContext, main, demo) -> None:
+    """While the models load, the status line says so and Decode waits; then both come alive."""
+    import gradio as gr
+
+    poll = gr.Timer(1.0, active=not ctx.ready)
+
+    def check():
+        return {main.status: ctx.readiness(), main.run_btn: gr.Button(interactive=ctx.ready),
+                poll: gr.Timer(active=not ctx.settled)}
+    demo.load(check, None, [main.status, main.run_btn, poll], api_visibility="private")
+    poll.tick(check, None, [main.status, main.run_btn, poll], api_visibility="private")
 
 
 def parse_args(argv=None):
@@ -111,11 +127,14 @@ def main(argv=None):
 
     if args.threads or not torch.cuda.is_available():
         torch.set_num_threads(args.threads or 1)
-    try:
-        models = load_models(model_specs(args.models), load_in_4bit=args.load_in_4bit)
+    try:  # every reference is checked before the page is served; the weights load meanwhile
+        locations = {n: checkpoint_location(p) for n, p in model_specs(args.models).items()}
     except ConfigError as err:
         raise SystemExit(f"error: {err}") from None
-    demo = build_app(models, max_prompt_chars=args.max_prompt_chars)
+    ctx = AppContext(max_prompt_chars=args.max_prompt_chars, scheduler=BatchScheduler(parallel=parallel_decodes()),
+                     infos={n: ModelInfo.read(n, where) for n, where in locations.items()})
+    ctx.load_in_background(locations, load_in_4bit=args.load_in_4bit)
+    demo = build_app(ctx)
     demo.queue(default_concurrency_limit=args.concurrency, max_size=64)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, css=PAGE_CSS, js=KEYS_JS,
                 ssr_mode=False, mcp_server=False, enable_monitoring=False, run_history=False, show_error=False)

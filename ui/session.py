@@ -3,27 +3,79 @@
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from mdlm_viz.trace import Replay, Trace
 
 from .decoding import SeededDecode
-from .models import LoadedModel
+from .models import ConfigError, LoadedModel, ModelInfo, load_located
 from .scheduler import BatchedDecode, BatchScheduler, batchable
-from .settings import MAX_PROMPT_CHARS, PRESET_ANSWERS, DecodeSettings
+from .settings import MAX_PROMPT_CHARS, PRESET_ANSWERS, DecodeSettings, UserError
 
 SESSION_FORMAT = "mdlm-viz.session/1"
 
 
 @dataclass
 class AppContext:
-    """Fixed for the life of the server: the loaded models and the page's limits."""
+    """Fixed for the life of the server: the models (loaded, or loading while the page is already
+    served), what the page shows of them, and the page's limits."""
 
-    models: dict[str, LoadedModel]
+    models: dict[str, LoadedModel] = field(default_factory=dict)  # filled once loaded
     max_prompt_chars: int = MAX_PROMPT_CHARS
     answers: dict[str, str] = field(default_factory=lambda: dict(PRESET_ANSWERS))  # prompt -> exact answer
     scheduler: BatchScheduler = field(default_factory=BatchScheduler)  # shares forward passes across visitors
+    infos: dict[str, ModelInfo] = field(default_factory=dict)  # name -> what the page shows before loading
+    load_error: str | None = None
+    _ready: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    def __post_init__(self):
+        if self.models:
+            self.infos = self.infos or {n: ModelInfo.of(lm) for n, lm in self.models.items()}
+            self._ready.set()
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.infos)
+
+    @property
+    def settled(self) -> bool:
+        """Loading is over: the models are in, or `load_error` says why not."""
+        return self._ready.is_set()
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set() and self.load_error is None
+
+    def load_in_background(self, locations: dict[str, str], load_in_4bit: bool = False) -> threading.Thread:
+        """Load the checkpoints while the page is served; `wait_models` blocks until they are in."""
+        def load():
+            try:
+                self.models.update(load_located(locations, load_in_4bit))
+                for n, lm in self.models.items():  # a hub checkpoint's defaults are known now
+                    self.infos[n] = ModelInfo.of(lm)
+            except (ConfigError, OSError, ValueError) as err:
+                self.load_error = str(err)
+            finally:
+                self._ready.set()
+        thread = threading.Thread(target=load, name="mdlm-viz-load", daemon=True)
+        thread.start()
+        return thread
+
+    def wait_models(self, timeout: float = 600) -> dict[str, LoadedModel]:
+        if not self._ready.wait(timeout):
+            raise UserError("the models are still loading: try again in a minute")
+        if self.load_error:
+            raise UserError(f"the models could not be loaded: {self.load_error}")
+        return self.models
+
+    def readiness(self) -> str:
+        if self.load_error:
+            return f"⚠ the models could not be loaded: {self.load_error}"
+        if not self._ready.is_set():
+            return f"⏳ loading the models ({len(self.models)} of {len(self.infos)})… you can open the **Lesson** meanwhile"
+        return "Pick a prompt and press **Decode**."
 
     def decode(self, name: str, prompt_ids: list[int], settings: DecodeSettings, interventions=()):
         """A step-by-step decode of one model: in a shared batch when that gives the same tokens

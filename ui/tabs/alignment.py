@@ -30,7 +30,7 @@ class AlignmentView:
 
 
 def layout(ctx: AppContext) -> AlignmentView:
-    names = list(ctx.models)
+    names = ctx.names
     gr.Markdown("The CTC posterior of a target over a model's output positions, using the model's distributions at "
                 "the step each position was committed. Leave the target empty to align the model's own answer; try "
                 "`100` with both collapse maps: the standard map merges the two 0s, so an alignment of 1 0 0 needs "
@@ -49,6 +49,7 @@ def layout(ctx: AppContext) -> AlignmentView:
 def align(ctx: AppContext, view: AlignmentView, model_name, target_text, collapse, log_scale,
           session: Session | None) -> dict:
     try:
+        ctx.wait_models()
         if not isinstance(model_name, str) or model_name not in ctx.models:
             raise UserError(f"unknown model {model_name!r}: choose among {', '.join(ctx.models)}")
         collapse = as_choice(collapse, "collapse map", ctc.COLLAPSE_MAPS)

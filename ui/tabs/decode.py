@@ -127,8 +127,8 @@ def number(name: str, value, label: str, **kw):
 
 
 def layout(ctx: AppContext) -> DecodeView:
-    names = list(ctx.models)
-    first = ctx.models[names[0]].facts.defaults
+    names = ctx.names
+    first = ctx.infos[names[0]].defaults
     gen, steps_default = first.get("gen_length", 64), first.get("steps", 64)
     state = gr.State(None)
     with gr.Row():
@@ -137,7 +137,7 @@ def layout(ctx: AppContext) -> DecodeView:
     with gr.Row():
         chosen = ui_components.CheckboxGroup(names, value=names, label="models (same prompt, settings and seed)",
                                              scale=3)
-        run_btn = gr.Button("Decode", variant="primary", scale=1, elem_id="decode")
+        run_btn = gr.Button("Decode", variant="primary", scale=1, elem_id="decode", interactive=ctx.ready)
     with gr.Accordion("Decoding settings", open=False):
         with gr.Row():
             gen_length = number("gen_length", gen, "generation length")
@@ -151,7 +151,7 @@ def layout(ctx: AppContext) -> DecodeView:
             slack_bias = ui_components.Slider(*LIMITS["slack_bias"], value=0, step=0.5, label="slack bias (CTC models)",
                                    info="lowers <slack>'s logit: 0 decodes as in the paper, higher commits "
                                         "fewer <slack> where the model is unsure of the content")
-    status = gr.Markdown("Pick a prompt and press **Decode**.", elem_id="status")
+    status = gr.Markdown(ctx.readiness(), elem_id="status")
     with gr.Row():
         play_btn = gr.Button("▶ Play", scale=0, min_width=80)
         pause_btn = gr.Button("Pause", scale=0, min_width=80)
@@ -184,7 +184,7 @@ def layout(ctx: AppContext) -> DecodeView:
     with gr.Row(equal_height=False, elem_id="panels"):
         for name in names:
             with gr.Column(min_width=280, elem_id=f"panel-{name}"):
-                gr.Markdown(f"### {name}\n<small>{ctx.models[name].describe()}</small>")
+                gr.Markdown(f"### {name}\n<small>{ctx.infos[name].describe()}</small>")
                 canvas = gr.HTML(message_html("not run yet"), js_on_load=PICK_JS, elem_id=f"canvas-{name}",
                                  elem_classes=["mv-canvas-box"])
                 with gr.Row():
@@ -338,8 +338,11 @@ def problems_of(errors: dict) -> str:
 def run(ctx: AppContext, view: DecodeView, prompt_text, chosen_names, gen_length, steps, block_length, remasking,
         temperature, cfg_scale, seed, slack_bias=0.0):
     """Decode the prompt with every chosen model (streamed), then draw the answers and heatmaps."""
-    names = list(ctx.models)
+    names = ctx.names
+    if not ctx.ready and ctx.load_error is None:
+        yield {view.status: ctx.readiness() + " The decode starts when they are ready."}
     try:
+        ctx.wait_models()
         text = check_prompt(prompt_text, ctx.max_prompt_chars)
         settings = parse_settings(gen_length, steps, block_length, remasking, temperature, cfg_scale, seed,
                                   slack_bias)
