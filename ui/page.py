@@ -133,8 +133,12 @@ def main(argv=None):
         raise SystemExit(f"error: {err}") from None
     ctx = AppContext(max_prompt_chars=args.max_prompt_chars, scheduler=BatchScheduler(parallel=parallel_decodes()),
                      infos={n: ModelInfo.read(n, where) for n, where in locations.items()})
-    ctx.load_in_background(locations, load_in_4bit=args.load_in_4bit)
     demo = build_app(ctx)
     demo.queue(default_concurrency_limit=args.concurrency, max_size=64)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, css=PAGE_CSS, js=KEYS_JS,
-                ssr_mode=False, mcp_server=False, enable_monitoring=False, run_history=False, show_error=False)
+                ssr_mode=False, mcp_server=False, enable_monitoring=False, run_history=False, show_error=False,
+                prevent_thread_lock=True)
+    # Loading starts once the page is served: importing the model code in a thread while the page is
+    # built would make both wait for the interpreter lock.
+    ctx.load_in_background(locations, load_in_4bit=args.load_in_4bit)
+    demo.block_thread()
