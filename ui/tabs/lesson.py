@@ -21,6 +21,7 @@ import gradio as gr
 from ..models import ROOT
 from ..session import AppContext, Session
 from ..settings import UserError, as_int
+from .. import drawing
 from . import decode
 
 LESSON_DIR = ROOT / "assets" / "lesson"
@@ -155,7 +156,7 @@ def show_page(ctx: AppContext, view: LessonView, main: decode.DecodeView, tabs, 
                                 f"serves {', '.join(main.by_name)}")
             session = Session(recorded.prompt, recorded.settings, {n: recorded.clean[n] for n in shown},
                               {}, {n: t for n, t in recorded.shifted.items() if n in shown}, recorded.shift)
-            out.update(decode.show_session(main, session, ctx.models, page_step(page, session)))
+            out.update(drawing.show_session(main, session, ctx.models, page_step(page, session)))
             shift_words = session.shift or ""
             out[main.status] = f"lesson example: *{session.prompt}* (recorded, no model ran)"
     except (UserError, ValueError) as err:
