@@ -18,10 +18,10 @@ from pathlib import Path
 
 import gradio as gr
 
+from .. import drawing
 from ..models import ROOT
 from ..session import AppContext, Session
 from ..settings import UserError, as_int
-from .. import drawing
 from . import decode
 
 LESSON_DIR = ROOT / "assets" / "lesson"
