@@ -3,6 +3,8 @@
 Greedy decodes (temperature 0, a deterministic remasking rule, at most `ShiftAtCommit`s) of one model with
 the same settings are collected for `window_s`, left-padded into one batch and decoded together
 with `mdlm_viz.stream`: one forward pass per step for the whole batch instead of one per visitor.
+A visitor who arrives while a batch with the same settings runs waits for it to end (at most
+`max_wait_s`), so a classroom pressing over a second or two shares a second batch.
 Each row is exactly what a solo decode of that prompt gives (left padding is masked out; the
 tests check tokens and traces), and each visitor still receives its steps as they are computed.
 Batches of different models or settings take turns step by step. Everything else (sampling
@@ -43,6 +45,7 @@ class _Job:
     prompt_ids: list[int]
     settings: DecodeSettings
     interventions: tuple = ()  # ShiftAtCommit only, re-addressed to the job's row of the batch
+    arrived: float = field(default_factory=time.perf_counter)
     steps: queue.Queue = field(default_factory=queue.Queue)  # Step, then _DONE or an exception
     trace: mv.Trace | None = None
 
@@ -89,8 +92,8 @@ class BatchScheduler:
     per core with one torch thread each: a 4-model decode on 2 cores costs about half the
     sequential compute; on a GPU, 1)."""
 
-    def __init__(self, window_s: float = 0.05, max_batch: int = 64, parallel: int = 1):
-        self.window_s, self.max_batch = window_s, max_batch
+    def __init__(self, window_s: float = 0.05, max_batch: int = 64, parallel: int = 1, max_wait_s: float = 2.0):
+        self.window_s, self.max_batch, self.max_wait_s = window_s, max_batch, max_wait_s
         self.slots = threading.Semaphore(max(1, parallel))
         self.batches_run = 0  # how many batched decodes ran (the tests and the bench read it)
         self._inboxes: dict[str, queue.Queue] = {}
@@ -106,11 +109,18 @@ class BatchScheduler:
 
     # ---- a model's worker: collect, group by settings, decode the groups in turns ----
     def _collect(self, inbox: queue.Queue, block: bool) -> list[_Job]:
+        """Idle (`block`): wait for a job, then `window_s` for others. Busy: take what has come."""
         jobs = []
         try:
             jobs.append(inbox.get(block=block))
         except queue.Empty:
             return jobs
+        if not block:
+            while True:
+                try:
+                    jobs.append(inbox.get_nowait())
+                except queue.Empty:
+                    return jobs
         deadline = time.perf_counter() + self.window_s  # let visitors who pressed at the same time join
         while True:
             left = deadline - time.perf_counter()
@@ -136,10 +146,26 @@ class BatchScheduler:
                 running.append((chunk, stream, iter(stream)))
         return running
 
+    def _due(self, waiting: list[_Job], running: list) -> list[_Job]:
+        """The waiting jobs to start now. A job whose settings match a running batch waits for it
+        to end (up to `max_wait_s`), so visitors arriving over a second or two share one second
+        batch instead of each starting their own."""
+        busy = {job.key for chunk, _, _ in running for job in chunk[:1]}
+        now = time.perf_counter()
+        return [j for j in waiting if j.key not in busy or now - j.arrived > self.max_wait_s]
+
     def _run(self, inbox: queue.Queue) -> None:
         running: list = []
+        waiting: list[_Job] = []
         while True:
-            running += self._start_batches(self._collect(inbox, block=not running))
+            waiting += self._collect(inbox, block=not running and not waiting)
+            due = self._due(waiting, running)
+            if due:
+                waiting = [j for j in waiting if j not in due]
+                running += self._start_batches(due)
+            if not running:
+                time.sleep(0.005)  # only jobs waiting on a batch that just ended: start them next turn
+                continue
             for entry in list(running):  # one step of every running batch, in turns
                 chunk, stream, steps = entry
                 try:
