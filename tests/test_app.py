@@ -234,8 +234,13 @@ def test_every_endpoint_answers_bad_values_with_a_message(client):
     for value in BAD_VALUES[:4]:
         assert client.predict("one token", value, 0, "right →", 0.05, 0, api_name="/shift")[0].startswith("⚠")
         assert client.predict("one token", 0, 0, "sideways", 0.05, 0, api_name="/shift")[0].startswith("⚠")
-        assert "⚠" in client.predict(value, api_name="/show_step")[0] or value is None
-        assert client.predict(value, 1, "slack", 0.1, api_name="/ce_vs_ctc")[0] is not None
+        shown = client.predict(value, api_name="/show_step")
+        if value is None:  # no step: the first one is shown
+            assert 'data-step="0"' in shown[1], shown[0]
+        else:
+            assert shown[0].startswith("⚠ step must be"), shown[0]
+        status = client.predict(value, 1, "slack", 0.1, api_name="/ce_vs_ctc")[0]  # any text is a target
+        assert status.startswith("⚠ the target is empty" if value is None else "prediction"), status
         assert client.predict("100", value, "slack", 0.1, api_name="/ce_vs_ctc")[0].startswith("⚠")
     assert client.predict("nobody", "", "slack", False, api_name="/align")[0].startswith("⚠ unknown model")
     assert client.predict("ctc", "", "merge", False, api_name="/align")[0].startswith("⚠ collapse map must be")
