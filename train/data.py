@@ -112,12 +112,23 @@ class GeneratedSFT(torch.utils.data.Dataset):
     """An unlimited stream of generated tasks as a map-style dataset of `length` items: item i is
     `corpus.stream_example(i, seed)` tokenised through the chat template, a pure function of
     (seed, i), so the Trainer's shuffling, checkpoints and resume work as with a file, and no
-    example is ever repeated in practice. Held-out keys are never drawn (see `stream_example`)."""
+    example is ever repeated in practice. Held-out keys are never drawn (see `stream_example`).
 
-    def __init__(self, tokenizer, length: int, families=None, seed: int = 0, heldout_fraction: float = 0.05):
+    `curriculum` > 0: list lengths grow from the shortest to the full range over the first
+    `curriculum` fraction of the stream (item i's scale is i / (curriculum * length)). The stream
+    is then read in order (`sequential`), so the scale follows the training step; a generated
+    stream is already random, so nothing is lost by not shuffling it."""
+
+    sequential = True  # read by DiffusionTrainer: item i is drawn at step i // batch
+
+    def __init__(self, tokenizer, length: int, families=None, seed: int = 0, heldout_fraction: float = 0.05,
+                 curriculum: float = 0.0):
         from . import corpus
 
+        if not 0.0 <= curriculum <= 1.0:
+            raise DataError(f"curriculum {curriculum}: give the fraction of training over which lists grow, in 0..1")
         self.tokenizer, self.length, self.seed, self.heldout_fraction = tokenizer, length, seed, heldout_fraction
+        self.curriculum = curriculum
         self.families = tuple(families or corpus.FAMILIES)
         unknown = set(self.families) - set(corpus.TASKS)
         if unknown:
@@ -127,8 +138,11 @@ class GeneratedSFT(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return self.length
 
+    def scale(self, i: int) -> float:
+        return min(1.0, i / (self.curriculum * self.length)) if self.curriculum > 0 else 1.0
+
     def __getitem__(self, i: int) -> SFTExample:
-        ex = self._example(int(i), self.seed, self.families, self.heldout_fraction)
+        ex = self._example(int(i), self.seed, self.families, self.heldout_fraction, self.scale(int(i)))
         return SFTExample(prompt_ids(self.tokenizer, ex.prompt), response_ids(self.tokenizer, ex.response))
 
 

@@ -83,6 +83,7 @@ class SFTConfig(TrainingConfig):
     data: list[str] = field(default_factory=list)  # SFT JSONL files or hf:owner/name[:split]
     generate: list[str] | None = None  # generated task families instead of `data` ([] = all); repeats weight
     generate_seed: int = 0
+    curriculum: float = 0.0  # --generate: fraction of training over which list lengths grow from short to full
     objective: str = "ce"  # "ce", or "ctc": CE + lam * CTC with <slack>
     lam: float = 0.1
     s_max: float = 0.5
@@ -288,6 +289,9 @@ def add_sft_arguments(p: argparse.ArgumentParser) -> None:
                         "repeat a family to give it more turns; a new example for every sequence, held-out keys "
                         "never drawn)")
     p.add_argument("--generate-seed", type=int, help="seed of the --generate stream")
+    p.add_argument("--curriculum", type=float, metavar="FRACTION",
+                   help="with --generate: list lengths (copy, reverse, sort, count) grow from the shortest to the "
+                        "full range over this fraction of training (0 = full range from the start)")
     p.add_argument("--objective", choices=OBJECTIVES)
     p.add_argument("--lam", type=float, help="weight of the CTC term")
     p.add_argument("--s-max", type=float, help="slack ratio drawn from U(0, s_max)")
@@ -354,7 +358,8 @@ def sft(cfg: SFTConfig) -> int:
     if cfg.generate is not None:
         from .data import GeneratedSFT
         length = cfg.steps * cfg.batch_size * cfg.grad_accum
-        data = SFTData(GeneratedSFT(tokenizer, length, cfg.generate or None, seed=cfg.generate_seed),
+        data = SFTData(GeneratedSFT(tokenizer, length, cfg.generate or None, seed=cfg.generate_seed,
+                                    curriculum=cfg.curriculum),
                        sources=[f"generated:{','.join(cfg.generate) or 'all'}"])
     elif not cfg.data:
         raise DataError("sft needs --data FILE ... or --generate [FAMILY ...]")

@@ -59,6 +59,13 @@ class DiffusionTrainer(Trainer):
         self.add_callback(MetricsFile(Path(self.args.output_dir) / "metrics.jsonl"))
         self.add_callback(FiniteGradients())
 
+    def _get_train_sampler(self, *args, **kwargs):
+        # A generated stream (data.GeneratedSFT) is read in order: its items are already random, and
+        # a curriculum's list lengths must follow the training step.
+        if getattr(self.train_dataset, "sequential", False):
+            return torch.utils.data.SequentialSampler(self.train_dataset)
+        return super()._get_train_sampler(*args, **kwargs)
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         o = self.objective
         ids = inputs["input_ids"]

@@ -86,17 +86,23 @@ def _example(family: str, template: str, answer: str, meta: dict, **fields) -> E
     return Example(prompt, answer, family, "generator", key, answer=answer, meta=meta)
 
 
-def _word_list(rng: random.Random, lo: int = 3, hi: int = 8) -> list[str]:
-    items = [rng.choice(WORDS) for _ in range(rng.randint(lo, hi - 1))]
+def upto(lo: int, hi: int, scale: float) -> int:
+    """The largest list length a curriculum allows: hi at scale 1, lo at scale 0. At scale 1 the
+    generators draw exactly what they drew before curricula existed (the corpus is unchanged)."""
+    return lo + round(min(max(scale, 0.0), 1.0) * (hi - lo))
+
+
+def _word_list(rng: random.Random, lo: int = 3, hi: int = 8, scale: float = 1.0) -> list[str]:
+    items = [rng.choice(WORDS) for _ in range(rng.randint(lo, upto(lo, hi - 1, scale)))]
     if rng.random() < 0.3:  # an adjacent duplicate, as "dog dog" merges under standard collapse
         i = rng.randrange(len(items))
         items.insert(i, items[i])
     return items
 
 
-def _digit_list(rng: random.Random, lo: int = 3, hi: int = 10) -> list[str]:
+def _digit_list(rng: random.Random, lo: int = 3, hi: int = 10, scale: float = 1.0) -> list[str]:
     """Single digits, usually with a run of repeats ("1 2 2 4", "7 0 0 0"): the collapse-prone case."""
-    digits = [str(rng.randint(0, 9)) for _ in range(rng.randint(lo, hi))]
+    digits = [str(rng.randint(0, 9)) for _ in range(rng.randint(lo, upto(lo, hi, scale)))]
     if rng.random() < 0.7:
         i = rng.randrange(len(digits) - 1)
         for j in range(i + 1, min(len(digits), i + 1 + rng.randint(1, 3))):
@@ -106,29 +112,30 @@ def _digit_list(rng: random.Random, lo: int = 3, hi: int = 10) -> list[str]:
 
 # Copy and reverse answers run up to ~20 tokens (digits are one token each, words one each), so a
 # token moved one place early in a decode has room to cascade through the rest of the answer.
-def task_copy(rng: random.Random) -> Example:
+# `scale` (0..1) caps list lengths for a short-to-long curriculum (`stream_example`).
+def task_copy(rng: random.Random, scale: float = 1.0) -> Example:
     kind = rng.choice(("numbers", "numbers", "digits", "words"))
     if kind == "numbers":
-        items = [str(sample_number(rng, 4, p_collapse=0.7)) for _ in range(rng.randint(1, 4))]
+        items = [str(sample_number(rng, 4, p_collapse=0.7)) for _ in range(rng.randint(1, upto(1, 4, scale)))]
     elif kind == "digits":
-        items = _digit_list(rng)
+        items = _digit_list(rng, scale=scale)
     else:
-        items = _word_list(rng)
+        items = _word_list(rng, scale=scale)
     text = " ".join(items)
     template = rng.choice(("Copy: {x}", "Repeat exactly: {x}", "Write this again: {x}", "Echo: {x}"))
     return _example("copy", template, text, {"items": items}, x=text)
 
 
-def task_reverse(rng: random.Random) -> Example:
-    items = _word_list(rng) if rng.random() < 0.5 else _digit_list(rng)
+def task_reverse(rng: random.Random, scale: float = 1.0) -> Example:
+    items = _word_list(rng, scale=scale) if rng.random() < 0.5 else _digit_list(rng, scale=scale)
     template = rng.choice(("Reverse: {x}", "Reverse the order: {x}", "Write these in reverse order: {x}",
                            "List backwards: {x}"))
     return _example("reverse", template, " ".join(reversed(items)), {"items": items}, x=" ".join(items))
 
 
-def task_sort(rng: random.Random) -> Example:
+def task_sort(rng: random.Random, scale: float = 1.0) -> Example:
     nums = [rng.randint(0, 99) if rng.random() < 0.8 else collapse_prone_number(rng, 4)
-            for _ in range(rng.randint(3, 6))]
+            for _ in range(rng.randint(3, upto(3, 6, scale)))]
     descending = rng.random() < 0.3
     templates = (("Sort from largest to smallest: {x}", "Put in descending order: {x}") if descending else
                  ("Sort: {x}", "Sort from smallest to largest: {x}", "Put in ascending order: {x}"))
@@ -137,10 +144,10 @@ def task_sort(rng: random.Random) -> Example:
                     x=" ".join(str(n) for n in nums))
 
 
-def task_count(rng: random.Random) -> Example:
+def task_count(rng: random.Random, scale: float = 1.0) -> Example:
     kind = rng.choice(("items", "letter", "length"))
     if kind == "items":
-        items = [rng.choice(WORDS) for _ in range(rng.randint(1, 9))]
+        items = [rng.choice(WORDS) for _ in range(rng.randint(1, upto(1, 9, scale)))]
         template = rng.choice(("How many words are there: {x}?", "Count the words: {x}",
                                "How many items are in this list: {x}?"))
         return _example("count", template, str(len(items)), {"kind": kind, "items": items}, x=" ".join(items))
@@ -155,7 +162,7 @@ def task_count(rng: random.Random) -> Example:
                     c=letter, w=word)
 
 
-def task_arithmetic(rng: random.Random) -> Example:
+def task_arithmetic(rng: random.Random, scale: float = 1.0) -> Example:
     """Addition and subtraction of numbers below 1000 (no negative answers)."""
     op = rng.choice(("add", "sub"))
     if rng.random() < 0.4:  # build the sum around a collapse-prone answer: 700 + 100 = 800, 55 + 45 = 100
@@ -175,7 +182,7 @@ def task_arithmetic(rng: random.Random) -> Example:
     return _example("arithmetic", rng.choice(templates), answer, {"op": op, "a": a, "b": b}, a=a, b=b)
 
 
-def task_spell(rng: random.Random) -> Example:
+def task_spell(rng: random.Random, scale: float = 1.0) -> Example:
     n = sample_number(rng, 4, p_collapse=0.6)
     if rng.random() < 0.35:  # words -> digits: here the collapse-prone digits are in the answer
         template = rng.choice(("Write {w} in digits.", "What number is {w}?"))
@@ -184,27 +191,28 @@ def task_spell(rng: random.Random) -> Example:
     return _example("spell", template, number_to_words(n), {"n": n, "to": "words"}, n=n)
 
 
-def task_story(rng: random.Random) -> Example:
+def task_story(rng: random.Random, scale: float = 1.0) -> Example:
     prompt, text, meta = stories.story(rng)
     return Example(prompt, text, "story", "generator", "story:" + json.dumps(meta, sort_keys=True), meta=meta)
 
 
-TASKS: dict[str, Callable[[random.Random], Example]] = {
+TASKS: dict[str, Callable[..., Example]] = {  # (rng, scale=1.0) -> Example
     "copy": task_copy, "reverse": task_reverse, "sort": task_sort,
     "count": task_count, "arithmetic": task_arithmetic, "spell": task_spell, "story": task_story,
 }
 
 
 def stream_example(index: int, seed: int = 0, families: tuple[str, ...] = FAMILIES,
-                   heldout_fraction: float = 0.05) -> Example:
+                   heldout_fraction: float = 0.05, scale: float = 1.0) -> Example:
     """Training example number `index` of an unlimited generated stream: a pure function of
-    (seed, index), so a resumed run sees exactly what an uninterrupted one does. Families take
-    turns; examples whose key falls in the held-out split (the one `build_corpus` writes to
-    sft_heldout.jsonl) are never drawn, so training and held-out prompts are disjoint."""
+    (seed, index, scale), so a resumed run sees exactly what an uninterrupted one does. Families
+    take turns; examples whose key falls in the held-out split (the one `build_corpus` writes to
+    sft_heldout.jsonl) are never drawn, so training and held-out prompts are disjoint. `scale` < 1
+    caps list lengths (a curriculum's early, short lists)."""
     family = families[index % len(families)]
     rng = random.Random(f"{seed}:stream:{index}")
     for _ in range(1000):
-        ex = TASKS[family](rng)
+        ex = TASKS[family](rng, scale)
         if not in_heldout(ex.key, heldout_fraction):
             return ex
     raise ValueError(f"stream_example: family {family} has no training example outside the held-out split")
