@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from typing import Callable, Sequence
 
+import numpy as np
 import plotly.graph_objects as go
 
 from .ctc import Alignment
@@ -20,6 +21,14 @@ SCALE = "Viridis"
 
 def _label(token_text: Callable[[int], str] | None, tok: int) -> str:
     return token_text(tok) if token_text else str(tok)
+
+
+def _heatmap(z: list[list[float | None]], text: list[list[str]], **kw) -> go.Heatmap:
+    """A heatmap from row lists, handed to plotly as arrays: it validates a numpy array at once
+    instead of element by element (about 10x faster, which counts with a classroom of visitors).
+    None cells become NaN, which plotly writes as null (an empty cell)."""
+    grid = np.array([[np.nan if v is None else v for v in row] for row in z], dtype=float)
+    return go.Heatmap(z=grid, text=np.array(text, dtype=object), hoverinfo="text", **kw)
 
 
 def commit_heatmap(trace: Trace, token_text: Callable[[int], str] | None = None, title: str | None = None) -> go.Figure:
@@ -34,8 +43,7 @@ def commit_heatmap(trace: Trace, token_text: Callable[[int], str] | None = None,
             text[st.index][p] = f"step {st.index} · pos {p} · {_label(token_text, tok)!r} · conf {c:.3f}"
         for p in st.merged:
             text[st.index][p] += " · merged into <slack>"
-    fig = go.Figure(go.Heatmap(z=z, text=text, hoverinfo="text", colorscale=SCALE, zmin=0,
-                               colorbar=dict(title="confidence"), xgap=1, ygap=1))
+    fig = go.Figure(_heatmap(z, text, colorscale=SCALE, zmin=0, colorbar=dict(title="confidence"), xgap=1, ygap=1))
     for d in trace.displacements:
         fig.add_annotation(x=d.target, y=d.step, ax=d.source, ay=d.step, xref="x", yref="y", axref="x", ayref="y",
                            showarrow=True, arrowhead=2, arrowcolor="#d62728", text="")
@@ -55,8 +63,8 @@ def alignment_heatmap(al: Alignment, target_text: Sequence[str] | None = None, l
     z = [[math.log10(max(v, 1e-12)) for v in row] for row in post] if log_scale else post
     text = [[f"position {t} · state {names[s]} · posterior {post[t][s]:.3g} · log p(emit) {emis[t][s]:.2f}"
              for s in range(S)] for t in range(T)]
-    fig = go.Figure(go.Heatmap(z=z, x=names, y=list(range(T)), text=text, hoverinfo="text", colorscale=SCALE,
-                               colorbar=dict(title="log10 posterior" if log_scale else "posterior")))
+    fig = go.Figure(_heatmap(z, text, x=names, y=list(range(T)), colorscale=SCALE,
+                             colorbar=dict(title="log10 posterior" if log_scale else "posterior")))
     fig.add_trace(go.Scatter(x=[names[s] for s in al.path], y=list(range(T)), mode="lines+markers",
                              line=dict(color="#d62728", width=2), marker=dict(size=6), name="Viterbi path",
                              hoverinfo="skip"))
@@ -188,8 +196,7 @@ def difference_map_figure(clean: Trace, shifted: Trace, title: str | None = None
     # Okabe-Ito: blue <slack>, grey committed in one run only, orange a different token
     colours = [[0.0, "#56B4E9"], [0.33, "#56B4E9"], [0.33, "#c8c8c8"], [0.67, "#c8c8c8"], [0.67, "#E69F00"],
                [1.0, "#E69F00"]]
-    fig = go.Figure(go.Heatmap(z=z, text=text, hoverinfo="text", colorscale=colours, zmin=0, zmax=1, xgap=1,
-                               ygap=1, showscale=False))
+    fig = go.Figure(_heatmap(z, text, colorscale=colours, zmin=0, zmax=1, xgap=1, ygap=1, showscale=False))
     for d in shifted.displacements:
         fig.add_annotation(x=d.target, y=d.step, ax=d.source, ay=d.step, xref="x", yref="y", axref="x", ayref="y",
                            showarrow=True, arrowhead=2, arrowcolor="#D55E00", text="")

@@ -1,9 +1,16 @@
 """Figures are built from plain data and show what the data says."""
 
+import math
+
 import torch
 
 import mdlm_viz as mv
 from mdlm_viz import ctc, figures
+
+
+def cells(z) -> list[list[float | None]]:
+    """A heatmap's z as lists, empty cells (NaN in the array plotly gets) as None."""
+    return [[None if math.isnan(v) else float(v) for v in row] for row in z]
 
 
 def test_commit_heatmap_marks_each_commit_and_each_displacement(tiny_model):
@@ -11,7 +18,7 @@ def test_commit_heatmap_marks_each_commit_and_each_displacement(tiny_model):
                     record_trace=True, interventions=[mv.RandomShifts(0.2, seed=1)])
     tr = g.trace
     fig = figures.commit_heatmap(tr, token_text=lambda t: f"t{t}")
-    z = fig.data[0].z
+    z = cells(fig.data[0].z)
     assert len(z) == 8 and len(z[0]) == 16
     filled = sum(v is not None for row in z for v in row)
     assert filled == sum(len(s.positions) for s in tr.steps)
@@ -50,7 +57,7 @@ def test_the_cascade_map_tells_another_token_from_a_pending_one_and_from_slack()
     assert divergence.difference_map(clean, shifted) == [[False] * 4, [False, True, True, False],
                                                          [False, True, True, True]]
     assert divergence.first_divergence(clean, shifted) == (1, 1)
-    z = figures.difference_map_figure(clean, shifted).data[0].z
+    z = cells(figures.difference_map_figure(clean, shifted).data[0].z)
     assert list(z[0]) == [None] * 4
     assert list(z[1]) == [None, 0.5, 0.5, None]  # committed in one run only, either way round
     assert list(z[2]) == [None, 0.0, 1.0, 0.5]  # <slack>, another token, pending

@@ -64,6 +64,28 @@ def test_generated_sft_tokenises_through_the_chat_template(tiny_checkpoint):
         GeneratedSFT(tok, 5, families=["poetry"])
 
 
+def _items(example) -> int:
+    return len(example.meta["items"])
+
+
+def test_a_curriculum_starts_with_short_lists_and_ends_with_the_full_range(tiny_checkpoint):
+    from transformers import AutoTokenizer
+
+    families = ("copy", "reverse", "sort")
+    full = [corpus.stream_example(i, 0, families) for i in range(600)]
+    assert full == [corpus.stream_example(i, 0, families, scale=1.0) for i in range(600)]  # scale 1: unchanged
+    short = [corpus.stream_example(i, 0, families, scale=0.0) for i in range(600)]
+    assert max(map(_items, short)) <= 4 < max(map(_items, full))  # 3 items (+ a doubled word) at scale 0
+    assert sum(map(_items, short)) < 0.7 * sum(map(_items, full))
+
+    tok = AutoTokenizer.from_pretrained(tiny_checkpoint)
+    ds = GeneratedSFT(tok, length=1000, families=list(families), curriculum=0.5)
+    assert ds.sequential and ds.scale(0) == 0.0 and ds.scale(250) == 0.5 and ds.scale(500) == ds.scale(999) == 1.0
+    assert ds[900] == GeneratedSFT(tok, 1000, families=list(families))[900]  # past the ramp: the plain stream
+    with pytest.raises(ValueError, match="fraction of training"):
+        GeneratedSFT(tok, 5, curriculum=2.0)
+
+
 # ----------------------------------------------------------------------------- ShiftAtCommit
 def test_shift_at_commit_moves_the_token_in_the_step_it_lands(tiny_model):
     clean = mv.generate(tiny_model, PROMPT, record_trace=True, **KW).trace

@@ -1,6 +1,7 @@
 """The app's handlers and state without HTTP: settings checks, the typed session, trace import,
 the lesson over its recorded examples (assets/lesson), and the bad-input battery through the API."""
 
+import contextlib
 import json
 import math
 from pathlib import Path
@@ -119,7 +120,8 @@ def test_decodes_batched_across_visitors_equal_solo_decodes(tiny_checkpoint, tin
 
     models = load_models({"ce": str(tiny_checkpoint), "ctc": str(tiny_ctc_checkpoint)})
     ctx = AppContext(models, scheduler=BatchScheduler(window_s=0.2))
-    prompts = ["copy : the cat", "the", "copy : the cat sat on the mat the dog"]  # three lengths: left padding
+    # three lengths (left padding), and a visitor asking for the same decode as the first
+    prompts = ["copy : the cat", "the", "copy : the cat sat on the mat the dog", "copy : the cat"]
     visitors = []
     for seed, text in enumerate(prompts):  # the seed does not matter to a greedy decode
         settings = parse_settings(16, 8, block, remasking, 0, 0, seed, 0.0)
@@ -129,6 +131,8 @@ def test_decodes_batched_across_visitors_equal_solo_decodes(tiny_checkpoint, tin
         events = list(interleave(v))
         assert not any(err for _, _, err in events) and sum(s is not None for _, s, _ in events) == 2 * 8
     assert ctx.scheduler.batches_run == 2  # one batch per model, not one decode per visitor
+    assert ctx.scheduler.rows_run == 2 * 3  # the same decode twice is one row
+    assert visitors[0]["ce"].trace is not visitors[3]["ce"].trace
     for text, v in zip(prompts, visitors):
         for n, d in v.items():
             lm = models[n]
@@ -205,3 +209,17 @@ def test_models_load_behind_the_served_page_and_a_failure_is_said_in_words(tiny_
     good = AppContext(infos={"ce": ModelInfo.read("ce", str(tiny_checkpoint))})
     good.load_in_background({"ce": str(tiny_checkpoint)})
     assert set(good.wait_models(timeout=60)) == {"ce"} and good.ready
+
+
+def test_streamed_frames_thin_out_when_many_visitors_stream():
+    from ui.decoding import FramePacer
+
+    pacer = FramePacer(every_s=0.1, total_per_s=30)
+    assert pacer.interval() == 0.1
+    with pacer.streaming(), pacer.streaming():
+        assert pacer.interval() == 0.1  # two visitors: each still gets ten frames a second
+        with contextlib.ExitStack() as stack:
+            for _ in range(28):
+                stack.enter_context(pacer.streaming())
+            assert pacer.active == 30 and pacer.interval() == pytest.approx(1.0)  # 30 frames a second in all
+    assert pacer.active == 0

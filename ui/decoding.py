@@ -7,6 +7,7 @@ follows the live trace, so a streamed frame costs O(length), not a replay of the
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 import torch
@@ -18,6 +19,30 @@ from .models import LoadedModel
 from .settings import DecodeSettings
 
 DEVICE_LOCK = threading.Lock()  # one forward pass at a time: fair interleaving, deterministic RNG
+
+
+class FramePacer:
+    """How often each streaming visitor gets a page update. Alone: every `every_s`. With many
+    visitors decoding at once the server sends about `total_per_s` frames a second in all, spread
+    over them, so thirty students' animations do not eat the cores their decodes need."""
+
+    def __init__(self, every_s: float = 0.1, total_per_s: float = 30.0):
+        self.every_s, self.total_per_s = every_s, total_per_s
+        self.active = 0
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def streaming(self):
+        with self._lock:
+            self.active += 1
+        try:
+            yield self
+        finally:
+            with self._lock:
+                self.active -= 1
+
+    def interval(self) -> float:
+        return max(self.every_s, self.active / self.total_per_s)
 
 
 class SeededDecode:

@@ -7,12 +7,15 @@ A visitor who arrives while a batch with the same settings runs waits for it to 
 `max_wait_s`), so a classroom pressing over a second or two shares a second batch.
 Each row is exactly what a solo decode of that prompt gives (left padding is masked out; the
 tests check tokens and traces), and each visitor still receives its steps as they are computed.
+Visitors asking for the very same decode (a class pressing Decode on the same preset) share one
+row: a greedy decode is a pure function of its prompt, settings and shifts.
 Batches of different models or settings take turns step by step. Everything else (sampling
 noise, random remasking, other shifts) decodes alone with its own seed (`SeededDecode`).
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import queue
 import threading
@@ -48,6 +51,7 @@ class _Job:
     arrived: float = field(default_factory=time.perf_counter)
     steps: queue.Queue = field(default_factory=queue.Queue)  # Step, then _DONE or an exception
     trace: mv.Trace | None = None
+    row: int = 0  # this job's row in its batch
 
     @property
     def key(self) -> tuple:
@@ -96,6 +100,7 @@ class BatchScheduler:
         self.window_s, self.max_batch, self.max_wait_s = window_s, max_batch, max_wait_s
         self.slots = threading.Semaphore(max(1, parallel))
         self.batches_run = 0  # how many batched decodes ran (the tests and the bench read it)
+        self.rows_run = 0  # how many distinct rows they decoded
         self._inboxes: dict[str, queue.Queue] = {}
         self._start = threading.Lock()
 
@@ -138,11 +143,15 @@ class BatchScheduler:
             for i in range(0, len(members), self.max_batch):
                 chunk = members[i:i + self.max_batch]
                 lm, settings = chunk[0].lm, chunk[0].settings
+                rows: dict[tuple, int] = {}  # (prompt, shifts) -> its row: identical decodes share one
+                for job in chunk:
+                    job.row = rows.setdefault((tuple(job.prompt_ids), job.interventions), len(rows))
                 pad = lm.facts.pad_id if lm.facts.pad_id is not None else lm.facts.eos_id
-                ids, attn = left_pad([j.prompt_ids for j in chunk], pad)
-                shifts = [dataclasses.replace(iv, batch=row) for row, j in enumerate(chunk) for iv in j.interventions]
+                ids, attn = left_pad([list(prompt) for prompt, _ in rows], pad)
+                shifts = [dataclasses.replace(iv, batch=row) for (_, ivs), row in rows.items() for iv in ivs]
                 stream = mv.stream(lm.model, ids, attention_mask=attn, interventions=shifts,
                                    **settings.sampler_kwargs(lm))
+                self.rows_run += len(rows)
                 running.append((chunk, stream, iter(stream)))
         return running
 
@@ -172,8 +181,8 @@ class BatchScheduler:
                     with self.slots, torch.inference_mode():
                         step = next(steps)
                 except StopIteration:
-                    for i, job in enumerate(chunk):
-                        job.trace = stream.result.traces[i]
+                    for job in chunk:  # a copy each: visitors sharing a row own their trace
+                        job.trace = copy.copy(stream.result.traces[job.row])
                         job.steps.put(_DONE)
                     running.remove(entry)
                     self.batches_run += 1
@@ -184,5 +193,5 @@ class BatchScheduler:
                     running.remove(entry)
                     continue
                 rows = step if isinstance(step, list) else [step]
-                for job, row in zip(chunk, rows):
-                    job.steps.put(row)
+                for job in chunk:
+                    job.steps.put(rows[job.row])

@@ -9,10 +9,10 @@ from pathlib import Path
 
 from mdlm_viz.trace import Replay, Trace
 
-from .decoding import SeededDecode
+from .decoding import FramePacer, SeededDecode
 from .models import ConfigError, LoadedModel, ModelInfo, load_located
 from .scheduler import BatchedDecode, BatchScheduler, batchable
-from .settings import MAX_PROMPT_CHARS, PRESET_ANSWERS, DecodeSettings, UserError
+from .settings import MAX_PROMPT_CHARS, PRESET_ANSWERS, STREAM_EVERY_S, DecodeSettings, UserError
 
 SESSION_FORMAT = "mdlm-viz.session/1"
 
@@ -26,6 +26,7 @@ class AppContext:
     max_prompt_chars: int = MAX_PROMPT_CHARS
     answers: dict[str, str] = field(default_factory=lambda: dict(PRESET_ANSWERS))  # prompt -> exact answer
     scheduler: BatchScheduler = field(default_factory=BatchScheduler)  # shares forward passes across visitors
+    pacer: FramePacer = field(default_factory=lambda: FramePacer(STREAM_EVERY_S))  # streamed frames per visitor
     infos: dict[str, ModelInfo] = field(default_factory=dict)  # name -> what the page shows before loading
     load_error: str | None = None
     _ready: threading.Event = field(default_factory=threading.Event, repr=False)

@@ -24,7 +24,7 @@ from ..decoding import SeededDecode, interleave
 from ..drawing import answer_text, heatmap, hidden_shift_views, message_html, render_step, shifted_views
 from ..finder import find_revealing
 from ..session import AppContext, Session
-from ..settings import (LIMITS, PRESETS, STREAM_EVERY_S, UserError, as_choice, as_int, as_number, check_prompt,
+from ..settings import (LIMITS, PRESETS, UserError, as_choice, as_int, as_number, check_prompt,
                         check_prompt_tokens, parse_settings)
 
 try:  # Hugging Face ZeroGPU Spaces: borrow a GPU per call; elsewhere a no-op
@@ -209,8 +209,15 @@ def layout(ctx: AppContext) -> DecodeView:
 # ----------------------------------------------------------------------------- handlers
 def stream_frames(ctx: AppContext, view: DecodeView, decodes: dict[str, SeededDecode], canvas_of, status_comp,
                   label: str, pending: dict):
-    """Page updates while `decodes` run, at most one per STREAM_EVERY_S and built only when sent
-    (frames without tooltips); returns {model: error message} and the updates not sent yet."""
+    """Page updates while `decodes` run, paced by `ctx.pacer` (at most ten a second, fewer when
+    many visitors stream) and built only when sent (frames without tooltips); returns
+    {model: error message} and the updates not sent yet."""
+    with ctx.pacer.streaming():
+        return (yield from _frames(ctx, view, decodes, canvas_of, status_comp, label, pending))
+
+
+def _frames(ctx: AppContext, view: DecodeView, decodes: dict[str, SeededDecode], canvas_of, status_comp,
+            label: str, pending: dict):
     errors, last, fresh = {}, 0.0, {}
     for n, step, err in interleave(decodes):
         if err is not None:
@@ -218,7 +225,7 @@ def stream_frames(ctx: AppContext, view: DecodeView, decodes: dict[str, SeededDe
             pending[canvas_of(view.by_name[n])] = message_html(err)
         elif step is not None:
             fresh[n] = step.index
-        if fresh and time.perf_counter() - last >= STREAM_EVERY_S:
+        if fresh and time.perf_counter() - last >= ctx.pacer.interval():
             for m, i in fresh.items():
                 d = decodes[m]
                 where = f"step {i + 1}/{d.settings.steps}"
