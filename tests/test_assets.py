@@ -87,3 +87,4 @@ def test_accuracy_file_matches_the_cards():
         assert acc[name]["n"] >= 600  # every held-out prompt with an exact answer
         card = (ASSETS / name / "README.md").read_text()
         assert f"on {acc[name]['n']} held-out prompts" in card and f"**{acc[name]['accuracy']:.3f}**" in card
+

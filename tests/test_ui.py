@@ -223,3 +223,19 @@ def test_streamed_frames_thin_out_when_many_visitors_stream():
                 stack.enter_context(pacer.streaming())
             assert pacer.active == 30 and pacer.interval() == pytest.approx(1.0)  # 30 frames a second in all
     assert pacer.active == 0
+
+
+def test_recording_the_lesson_writes_examples_that_load_back(tiny_checkpoint, tiny_ctc_checkpoint, tmp_path,
+                                                             monkeypatch):
+    from ui.models import load_models
+    from ui.session import AppContext
+    from ui.tabs import lesson
+
+    models = load_models({"ce": str(tiny_checkpoint), "ctc": str(tiny_ctc_checkpoint)})
+    monkeypatch.setattr("ui.settings.PRESET_ANSWERS", {"copy : the cat sat on the mat": "the cat sat on the mat"})
+    got = lesson.record(AppContext(models), tmp_path)
+    assert got["prompt"] == "copy : the cat sat on the mat" and got["found"]
+    shift = Session.load(tmp_path / "shift.json")
+    assert set(shift.clean) == set(shift.shifted) == {"ce", "ctc"} and "finder reports" in shift.shift
+    blocks = Session.load(tmp_path / "blocks.json")
+    assert blocks.settings.block_length == shift.settings.gen_length // 2

@@ -98,3 +98,16 @@ def interleave(decodes: dict[str, SeededDecode]):
             if step is None:
                 del pending[name]
             yield name, step, None
+
+
+def decode_all(models: dict[str, LoadedModel], prompt: str, settings: DecodeSettings,
+               interventions=()) -> dict[str, mv.Trace]:
+    """Every model's full decode of `prompt`, one after another (recording the lesson, the
+    preset checks): name -> Trace."""
+    out = {}
+    for name, lm in models.items():
+        d = SeededDecode(lm, lm.prompt_ids(prompt), settings, interventions)
+        while d.advance() is not None:
+            pass
+        out[name] = d.trace
+    return out

@@ -13,10 +13,10 @@ import torch
 
 from mdlm_viz import reveal
 
-from .decoding import DEVICE_LOCK
+from .decoding import DEVICE_LOCK, decode_all
 from .models import LoadedModel
 from .session import Session
-from .settings import UserError
+from .settings import DecodeSettings, UserError, parse_settings
 
 MAX_FINDER_SHIFTS = 24  # answer positions tried (one batched decode per model)
 
@@ -83,3 +83,18 @@ def find_revealing(models: dict[str, LoadedModel], session: Session | None, answ
     choices = [(f"position {s.position}: {base} {s.runs[base].text!r} · {cand} {s.runs[cand].text!r}", s.position)
                for s in ranked[:6]]
     return Found(best.position, choices, message, revealing and not wrong)
+
+
+def shipped_settings(models: dict[str, LoadedModel]) -> DecodeSettings:
+    """Greedy decoding at the first model's shipped defaults (what the page starts with)."""
+    first = next(iter(models.values())).facts.defaults
+    return parse_settings(first.get("gen_length", 48), first.get("steps", 48), first.get("block_length", 48),
+                          "low_confidence", 0.0, 0.0, 0)
+
+
+def reveal_prompt(models: dict[str, LoadedModel], prompt: str, settings: DecodeSettings,
+                  answers: dict[str, str]) -> tuple[Session, Found]:
+    """Decode `prompt` with every model, then run the finder on it (a UserError when it cannot)."""
+    clean = decode_all(models, prompt, settings)
+    session = Session(prompt, settings, clean, {n: models[n].prompt_ids(prompt) for n in clean})
+    return session, find_revealing(models, session, answers)

@@ -184,28 +184,15 @@ def record(ctx: AppContext, out_dir: Path = LESSON_DIR) -> dict[str, str]:
     the most, and save it (clean and shifted) and a two-block decode of it as lesson examples."""
     import mdlm_viz as mv
 
-    from ..decoding import SeededDecode
-    from ..finder import find_revealing
+    from ..decoding import decode_all
+    from ..finder import reveal_prompt, shipped_settings
     from ..settings import PRESET_ANSWERS, parse_settings
 
-    def decode_all(prompt: str, settings, interventions=()) -> dict[str, mv.Trace]:
-        out = {}
-        for name, lm in ctx.models.items():
-            d = SeededDecode(lm, lm.prompt_ids(prompt), settings, interventions)
-            while d.advance() is not None:
-                pass
-            out[name] = d.trace
-        return out
-
-    first = next(iter(ctx.models.values())).facts.defaults
-    settings = parse_settings(first.get("gen_length", 48), first.get("steps", 48), first.get("block_length", 48),
-                              "low_confidence", 0.0, 0.0, 0)
+    settings = shipped_settings(ctx.models)
     best = None
     for prompt in PRESET_ANSWERS:
-        clean = decode_all(prompt, settings)
-        session = Session(prompt, settings, clean, {n: ctx.models[n].prompt_ids(prompt) for n in clean})
         try:
-            found = find_revealing(ctx.models, session, ctx.answers)
+            session, found = reveal_prompt(ctx.models, prompt, settings, ctx.answers)
         except UserError:
             continue
         score = (found.revealing, not found.message.startswith("the clean answer"))
@@ -214,13 +201,13 @@ def record(ctx: AppContext, out_dir: Path = LESSON_DIR) -> dict[str, str]:
     if best is None:
         raise UserError("no preset gave a shift to record: check the checkpoints decode the presets")
     _, session, found = best
-    shifted = decode_all(session.prompt, settings, [mv.ShiftAtCommit(found.best)])
+    shifted = decode_all(ctx.models, session.prompt, settings, [mv.ShiftAtCommit(found.best)])
     session = Session(session.prompt, settings, session.clean, session.prompt_ids, shifted,
                       f"In this recording the finder reports: {found.message}")
     out_dir.mkdir(parents=True, exist_ok=True)
     session.save(out_dir / "shift.json")
     two = parse_settings(settings.gen_length, settings.steps, settings.gen_length // 2, "low_confidence", 0.0, 0.0, 0)
-    Session(session.prompt, two, decode_all(session.prompt, two)).save(out_dir / "blocks.json")
+    Session(session.prompt, two, decode_all(ctx.models, session.prompt, two)).save(out_dir / "blocks.json")
     return {"prompt": session.prompt, "found": found.message}
 
 
