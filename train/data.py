@@ -218,9 +218,13 @@ class SFTCollator:
     carries what the CTC term needs: the original responses and where the augmented ones lie."""
 
     def __init__(self, eos_id: int, slack_id: int | None = None, s_max: float = 0.5, collapse: str = DEFAULT_COLLAPSE,
-                 seed: int = 0, placement: str = "uniform"):
+                 seed: int = 0, placement: str = "uniform", answer_length: int = 0):
         self.eos_id, self.slack_id, self.s_max, self.collapse, self.seed = eos_id, slack_id, s_max, collapse, seed
         self.placement = placement
+        # Every row's answer region (response + EOS padding) at least this long: the canvas the
+        # sampler decodes. A model trained only on batch-length padding has rarely seen an answer
+        # followed by a long EOS tail, and decodes a 48-token canvas far worse than a 16-token one.
+        self.answer_length = answer_length
 
     def __call__(self, examples: list[SFTExample]) -> dict:
         responses = [ex.response for ex in examples]
@@ -228,7 +232,8 @@ class SFTCollator:
             rng = _batch_rng(self.seed, [ex.prompt + ex.response for ex in examples])
             responses = [insert_slack(r, self.slack_id, rng.uniform(0, self.s_max), rng, self.collapse,
                                       self.placement) for r in responses]
-        L = max(len(ex.prompt) + len(r) for ex, r in zip(examples, responses))
+        L = max(max(len(ex.prompt) + len(r) for ex, r in zip(examples, responses)),
+                max(len(ex.prompt) for ex in examples) + self.answer_length)
         rows, prompt_len, answer_len = [], [], []
         for ex, r in zip(examples, responses):
             row = ex.prompt + r
