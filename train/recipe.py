@@ -68,6 +68,8 @@ class Recipe:
 # and reverse near 0%), and what the demo needs most: those families get three shares each.
 GENERATE = ["copy"] * 3 + ["reverse"] * 3 + ["sort"] * 2 + ["arithmetic"] * 2 + ["spell"] * 2 + ["count", "story"]
 
+CANVAS = 24  # answer tokens the embedded models are trained on and decode (one committed per step)
+
 EMBEDDED = Recipe(
     corpus=CorpusConfig(tasks=14000, sources=[]),
     tokenizer=TokenizerConfig(vocab_size=1024),
@@ -80,17 +82,20 @@ EMBEDDED = Recipe(
                             batch_size=32, lr=2e-3, warmup=50, seed=0, log_every=50, save_every=100),
     # SFT stages use the flat CE weighting: with LLaDA's 1 / p_mask the base never learned to copy in
     # 3000 steps (0% exact on copy/reverse/sort); see docs.
-    # Every answer EOS-padded to the 48-token canvas the sampler decodes (answer_length): trained on
-    # batch-length padding only, a model that copies 66% right on a 16-token canvas copies 2% right
-    # on a 48-token one (docs/results.md). Short lists first: list lengths grow to the full range
-    # over the first 30% of the base's steps.
-    base=SFTConfig(generate=GENERATE, curriculum=0.3, answer_length=48, steps=8000, batch_size=32, lr=1.5e-3,
+    # The decode canvas is the training canvas: every answer is EOS-padded to CANVAS tokens
+    # (answer_length) and the sampler decodes CANVAS tokens. Trained on batch-length padding and
+    # decoded on a longer canvas, a model that copies 66% right on a 16-token canvas copies 2% right
+    # on a 48-token one; padding to 48 in training instead dilutes the answer tokens' share of the
+    # loss and slows learning (docs/results.md). Every held-out answer fits in 22 tokens. Short lists
+    # first: list lengths grow to the full range over the first 30% of the base's steps.
+    base=SFTConfig(generate=GENERATE, curriculum=0.3, answer_length=CANVAS, steps=12000, batch_size=32, lr=1.5e-3,
                    warmup=200, seed=0, max_length=128, weighting="flat", log_every=100, save_every=500),
-    finetune=SFTConfig(generate=GENERATE, answer_length=48, steps=1000, batch_size=32, lr=5e-4, warmup=50, seed=1,
+    finetune=SFTConfig(generate=GENERATE, answer_length=CANVAS, steps=1500, batch_size=32, lr=5e-4, warmup=50, seed=1,
                        generate_seed=1, max_length=128, weighting="flat", log_every=50, save_every=500),
-    sampler={"steps": 48, "gen_length": 48, "block_length": 48, "remasking": "low_confidence", "temperature": 0.0,
-             "confidence_eos_eot_inf": True},
-    robustness=RobustnessConfig(prompts=200, seeds=[0], gen_length=48, steps=48, block_length=48, eos_last=True),
+    sampler={"steps": CANVAS, "gen_length": CANVAS, "block_length": CANVAS, "remasking": "low_confidence",
+             "temperature": 0.0, "confidence_eos_eot_inf": True},
+    robustness=RobustnessConfig(prompts=200, seeds=[0], gen_length=CANVAS, steps=CANVAS, block_length=CANVAS,
+                                eos_last=True),
     demo_check=DemoCheckConfig(limit=120),  # 20 per exact family: minutes, not the hour all 590 take
 )
 
