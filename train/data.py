@@ -122,15 +122,20 @@ class GeneratedSFT(torch.utils.data.Dataset):
     sequential = True  # read by DiffusionTrainer: item i is drawn at step i // batch
 
     def __init__(self, tokenizer, length: int, families=None, seed: int = 0, heldout_fraction: float = 0.05,
-                 curriculum: float = 0.0):
+                 curriculum: float = 0.0, focus=(), focus_fraction: float = 0.0):
         from . import corpus
 
         if not 0.0 <= curriculum <= 1.0:
             raise DataError(f"curriculum {curriculum}: give the fraction of training over which lists grow, in 0..1")
         self.tokenizer, self.length, self.seed, self.heldout_fraction = tokenizer, length, seed, heldout_fraction
         self.curriculum = curriculum
+        # The first `focus_fraction` of the stream draws only the `focus` families (copy and reverse:
+        # aligning answer positions with prompt positions forms faster without the others).
+        self.focus, self.focus_fraction = tuple(focus), focus_fraction
+        if focus_fraction and not self.focus:
+            raise DataError("focus_fraction needs focus families")
         self.families = tuple(families or corpus.FAMILIES)
-        unknown = set(self.families) - set(corpus.TASKS)
+        unknown = (set(self.families) | set(focus)) - set(corpus.TASKS)
         if unknown:
             raise DataError(f"unknown task families {sorted(unknown)}; known: {', '.join(corpus.TASKS)}")
         self._example = corpus.stream_example
@@ -142,7 +147,8 @@ class GeneratedSFT(torch.utils.data.Dataset):
         return min(1.0, i / (self.curriculum * self.length)) if self.curriculum > 0 else 1.0
 
     def __getitem__(self, i: int) -> SFTExample:
-        ex = self._example(int(i), self.seed, self.families, self.heldout_fraction, self.scale(int(i)))
+        families = self.focus if i < self.focus_fraction * self.length else self.families
+        ex = self._example(int(i), self.seed, families, self.heldout_fraction, self.scale(int(i)))
         return SFTExample(prompt_ids(self.tokenizer, ex.prompt), response_ids(self.tokenizer, ex.response))
 
 

@@ -86,6 +86,8 @@ class SFTConfig(TrainingConfig):
     generate_seed: int = 0
     curriculum: float = 0.0  # --generate: fraction of training over which list lengths grow from short to full
     answer_length: int = 0  # EOS-pad every answer region to at least this many tokens (the decode's gen_length)
+    focus: list[str] = field(default_factory=list)  # --generate: families drawn alone first...
+    focus_fraction: float = 0.0  # ...for this fraction of training
     objective: str = "ce"  # "ce", or "ctc": CE + lam * CTC with <slack>
     lam: float = 0.1
     s_max: float = 0.5
@@ -298,6 +300,9 @@ def add_sft_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--answer-length", type=int, metavar="N",
                    help="EOS-pad every answer to at least N tokens, as the sampler's canvas of gen_length N is "
                         "(default 0: pad to the longest in the batch, as LLaDA does)")
+    p.add_argument("--focus", nargs="+", metavar="FAMILY",
+                   help="with --generate: train on these families alone for the first --focus-fraction of training")
+    p.add_argument("--focus-fraction", type=float, metavar="FRACTION")
     p.add_argument("--curriculum", type=float, metavar="FRACTION",
                    help="with --generate: list lengths (copy, reverse, sort, count) grow from the shortest to the "
                         "full range over this fraction of training (0 = full range from the start)")
@@ -368,7 +373,7 @@ def sft(cfg: SFTConfig) -> int:
         from .data import GeneratedSFT
         length = cfg.steps * cfg.batch_size * cfg.grad_accum
         data = SFTData(GeneratedSFT(tokenizer, length, cfg.generate or None, seed=cfg.generate_seed,
-                                    curriculum=cfg.curriculum),
+                                    curriculum=cfg.curriculum, focus=cfg.focus, focus_fraction=cfg.focus_fraction),
                        sources=[f"generated:{','.join(cfg.generate) or 'all'}"])
     elif not cfg.data:
         raise DataError("sft needs --data FILE ... or --generate [FAMILY ...]")
