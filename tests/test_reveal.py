@@ -163,3 +163,19 @@ def test_best_shift_prefers_ce_broken_ctc_intact_then_the_bigger_cascade():
     assert reveal.best_shift(r, "ce", "ctc").position == 2
     r.shifts[2].runs["ctc"] = _d("1 2 3", applied=False)  # a shift must apply in both
     assert reveal.best_shift(r, "ce", "ctc").position == 1
+
+
+def test_a_focus_phase_draws_only_its_families_then_the_full_mix(tiny_checkpoint):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_checkpoint)
+    ds = GeneratedSFT(tok, length=40, families=["count", "spell"], focus=["copy"], focus_fraction=0.5)
+    drawn, plain = [], ds._example
+    ds._example = lambda *a: drawn.append(corpus.stream_example(*a)) or drawn[-1]
+    for i in range(40):
+        ds[i]
+    assert {e.family for e in drawn[:20]} == {"copy"} and {e.family for e in drawn[20:]} == {"count", "spell"}
+    ds._example = plain
+    assert ds[30] == GeneratedSFT(tok, length=40, families=["count", "spell"])[30]  # after the phase: the mix
+    with pytest.raises(ValueError, match="focus families"):
+        GeneratedSFT(tok, 5, focus_fraction=0.5)
