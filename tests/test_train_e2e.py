@@ -189,6 +189,19 @@ def test_pretraining_with_the_ctc_term(pipeline, tmp_path):
     assert facts.objective == "pretrain-ctc" and facts.slack_id is not None
 
 
+def test_zero_pretraining_steps_save_the_initialised_model_for_sft_from_scratch(pipeline, tmp_path):
+    args = ["pretrain", "--tokenizer", str(pipeline / "tok"), "--data", str(pipeline / "corpus/pretrain.jsonl"),
+            "--seq-len", "32", "--d-model", "32", "--layers", "1", "--heads", "2", "--mlp", "64", "--seed", "3"]
+    assert main([*args, "--out", str(tmp_path / "a"), "--steps", "0"]) == 0
+    assert main([*args, "--out", str(tmp_path / "b"), "--steps", "0"]) == 0
+    a, b = _weights(tmp_path / "a/last"), _weights(tmp_path / "b/last")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # the seed's initialisation
+    meta = json.loads((tmp_path / "a/last/training.json").read_text())
+    assert meta["steps"] == 0 and not (tmp_path / "a/metrics.jsonl").exists()
+    assert main(["sft", "--base", str(tmp_path / "a/last"), "--generate", "copy", "--out", str(tmp_path / "s"),
+                 "--steps", "2", "--batch-size", "2", "--log-every", "1", "--save-every", "2"]) == 0
+
+
 def test_eval_reports_heldout_loss_and_accuracy_per_family(pipeline, tmp_path, capsys):
     out = tmp_path / "eval.json"
     assert main(["eval", "--checkpoint", str(pipeline / "ctc/last"), "--data", str(pipeline / "corpus/sft_heldout.jsonl"),

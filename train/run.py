@@ -125,7 +125,9 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
 
 def check_common(cfg: TrainingConfig) -> None:
     """Refuse settings the Trainer would take and then fail on (or silently misuse)."""
-    for name in ("steps", "batch_size", "grad_accum", "log_every", "save_every"):
+    if cfg.steps < (0 if isinstance(cfg, PretrainConfig) else 1):
+        raise ValueError(f"--steps must be at least {0 if isinstance(cfg, PretrainConfig) else 1}, got {cfg.steps}")
+    for name in ("batch_size", "grad_accum", "log_every", "save_every"):
         if getattr(cfg, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(cfg, name)}")
     if not (math.isfinite(cfg.lr) and cfg.lr > 0):
@@ -266,6 +268,19 @@ def pretrain(cfg: PretrainConfig) -> int:
         config.max_sequence_length = max(config.max_sequence_length, longest)
     config.training_objective = "pretrain" if cfg.objective == "ce" else "pretrain-ctc"
     model = LLaDAModelLM(config)
+    params = sum(p.numel() for p in model.parameters())
+    if cfg.steps == 0:  # the initialised model alone: what an SFT from scratch starts from
+        last = Path(cfg.out) / "last"
+        tmp = last.with_name("last.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(tmp)
+        _finish(tmp, tokenizer, dict(stage="pretrain", objective=cfg.objective, steps=0, wall_time_s=0.0, params=params,
+                                     data=[], checkpoint="last", note="initialisation only, no training",
+                                     hyperparameters={"command": "pretrain", **asdict(cfg)}), model)
+        shutil.rmtree(last, ignore_errors=True)
+        tmp.rename(last)
+        print(f"saved the initialised model ({params:,} parameters) to {last}")
+        return 0
     chunks = load_pretrain_chunks(cfg.data, tokenizer, cfg.seq_len)
     heldout = None
     if cfg.heldout:
@@ -282,7 +297,7 @@ def pretrain(cfg: PretrainConfig) -> int:
                                eval_collator=PretrainCollator(short_fraction=0.0), objective=objective)
     return _train(trainer, cfg, model, tokenizer, dict(
         stage="pretrain", objective=cfg.objective, chunks=len(chunks), seq_len=cfg.seq_len,
-        params=sum(p.numel() for p in model.parameters()), data=cfg.data))
+        params=params, data=cfg.data))
 
 
 # ------------------------------------------------------------------------------------ sft
