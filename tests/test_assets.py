@@ -88,3 +88,28 @@ def test_accuracy_file_matches_the_cards():
         card = (ASSETS / name / "README.md").read_text()
         assert f"on {acc[name]['n']} held-out prompts" in card and f"**{acc[name]['accuracy']:.3f}**" in card
 
+
+
+def _demo_recipe_assets() -> bool:
+    """Whether assets/ holds checkpoints of the demo-grade recipe (its 24-token canvas, #13)."""
+    from train.recipe import CANVAS
+
+    return json.loads((ASSETS / "ce" / "generation_config.json").read_text()).get("gen_length") == CANVAS
+
+
+@pytest.mark.skipif(not _demo_recipe_assets(), reason="the shipped checkpoints predate the demo-grade recipe (#13)")
+def test_every_preset_is_demoable_with_the_shipped_checkpoints():
+    """What the app promises: on each preset, one click on "Find a revealing shift" finds a shift
+    that breaks CE's answer while CTC's stays right (both clean answers being right)."""
+    from ui.finder import reveal_prompt, shipped_settings
+    from ui.models import load_models
+    from ui.settings import PRESET_ANSWERS
+
+    models = load_models({n: str(ASSETS / n) for n in ("ce", "ctc")})
+    settings = shipped_settings(models)
+    missed = {}
+    for prompt in PRESET_ANSWERS:
+        _, found = reveal_prompt(models, prompt, settings, PRESET_ANSWERS)
+        if not found.revealing:
+            missed[prompt] = found.message
+    assert not missed, missed
