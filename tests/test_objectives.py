@@ -114,6 +114,32 @@ def test_flat_sft_loss_is_the_mean_over_masked_tokens():
     torch.testing.assert_close(obj.sft_loss_flat(lp, tg, m), want)
 
 
+def test_padding_after_the_answers_eos_is_weighted_down():
+    """--pad-weight: the collator records where each answer's own EOS is; the EOS padding after it
+    counts pad_weight times a real token in the flat CE."""
+    from train.data import SFTCollator, SFTExample
+    from train.objectives import Objective, objective_loss
+
+    batch = SFTCollator(eos_id=0, answer_length=6)([SFTExample([5, 6], [1, 2, 0]), SFTExample([5], [4, 0])])
+    assert batch["response_lengths"].tolist() == [3, 2] and batch["input_ids"].shape[1] == 8
+    w = obj.padding_weights(batch["input_ids"].shape, batch["prompt_lengths"], batch["response_lengths"], 0.25)
+    assert w[0].tolist() == [1] * 5 + [0.25] * 3 and w[1].tolist() == [1] * 3 + [0.25] * 5
+    ids = batch["input_ids"]
+    masked = torch.arange(8)[None, :] >= batch["prompt_lengths"][:, None]  # every answer token masked
+    lp = torch.log_softmax(torch.randn(2, 8, 10, dtype=torch.float64), -1)
+    nll = -lp.gather(-1, ids[..., None]).squeeze(-1)
+    want = (nll * w * masked).sum() / (w * masked).sum()
+    noised = obj.Noised(noisy=ids.masked_fill(masked, MASK), masked=masked, p_mask=torch.full((2, 1), 0.5))
+    loss, _ = objective_loss(Objective(stage="sft", mask_id=MASK, weighting="flat", pad_weight=0.25), lp, ids, noised,
+                             batch)
+    torch.testing.assert_close(loss, want)
+    plain, _ = objective_loss(Objective(stage="sft", mask_id=MASK, weighting="flat"), lp, ids, noised, batch)
+    torch.testing.assert_close(plain, obj.sft_loss_flat(lp, ids, masked))
+    assert not torch.isclose(loss, plain)
+    with pytest.raises(ValueError, match="flat"):
+        Objective(stage="sft", mask_id=MASK, pad_weight=0.5)  # LLaDA's 1 / p_mask weighting has no pad weight
+
+
 def test_objective_loss_is_ce_plus_lambda_ctc_on_a_collated_batch():
     """The trainer's loss (shared with bench/bench_ctc_capacity.py): CE on the augmented batch, plus
     lambda times the CTC term for the ctc objective; CE alone otherwise."""

@@ -147,6 +147,35 @@ def test_decodes_batched_across_visitors_equal_solo_decodes(tiny_checkpoint, tin
             assert [s.canvas for s in d.live.steps] == [s.canvas for s in solo.steps]  # what was streamed
 
 
+def test_a_visitor_asking_for_a_running_decode_joins_it_and_gets_every_step(tiny_checkpoint):
+    import time
+
+    import torch
+
+    from ui.models import load_models
+    from ui.scheduler import BatchScheduler
+    from ui.session import AppContext
+
+    ctx = AppContext(load_models({"ce": str(tiny_checkpoint)}), scheduler=BatchScheduler(window_s=0.01))
+    lm, settings = ctx.models["ce"], parse_settings(16, 8, 8, "low_confidence", 0, 0, 0)
+    ids = lm.prompt_ids("copy : the cat")
+    ctx.scheduler.slots.acquire()  # hold the worker before its first forward pass
+    first = ctx.decode("ce", ids, settings)
+    time.sleep(0.2)  # the batch has started and waits for a slot
+    late = ctx.decode("ce", ids, settings)
+    other = ctx.decode("ce", lm.prompt_ids("the"), settings)  # a new decode cannot join: its own batch
+    ctx.scheduler.slots.release()
+    for d in (first, late, other):
+        while d.advance() is not None:
+            pass
+    assert ctx.scheduler.batches_run == 2 and ctx.scheduler.rows_run == 2
+    solo = mv.generate(lm.model, torch.tensor([ids]), record_trace=True, **settings.sampler_kwargs(lm)).trace
+    for d in (first, late):
+        assert [s.canvas for s in d.live.steps] == [s.canvas for s in solo.steps]  # streamed: every step
+        assert [s.canvas for s in d.trace.steps] == [s.canvas for s in solo.steps]
+    assert late.trace is not first.trace
+
+
 def test_sampling_noise_and_shifts_decode_alone(tiny_checkpoint):
     from ui.decoding import SeededDecode
     from ui.models import load_models

@@ -247,7 +247,8 @@ class SFTCollator:
             prompt_len.append(len(ex.prompt))
             answer_len.append(L - len(ex.prompt))
         batch = {"input_ids": torch.tensor(rows), "prompt_lengths": torch.tensor(prompt_len),
-                 "answer_lengths": torch.tensor(answer_len)}
+                 "answer_lengths": torch.tensor(answer_len),  # with the EOS padding
+                 "response_lengths": torch.tensor([len(r) for r in responses])}  # up to the answer's own EOS
         if self.slack_id is not None:
             U = max(len(ex.response) for ex in examples)
             batch["ctc_targets"] = torch.tensor([ex.response + [0] * (U - len(ex.response)) for ex in examples])

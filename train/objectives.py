@@ -77,9 +77,21 @@ def sft_loss(log_probs, targets, masked, p_mask, answer_lengths) -> torch.Tensor
     return per_token.masked_fill(~masked, 0).sum() / B
 
 
-def sft_loss_flat(log_probs, targets, masked) -> torch.Tensor:
-    """Mean CE over the masked tokens of the batch (no 1 / p_mask: biased, but low-variance)."""
-    return token_nll(log_probs, targets).masked_fill(~masked, 0).sum() / masked.sum().clamp(min=1)
+def sft_loss_flat(log_probs, targets, masked, weights=None) -> torch.Tensor:
+    """Mean CE over the masked tokens of the batch (no 1 / p_mask: biased, but low-variance);
+    with `weights` [B, L], the weighted mean."""
+    w = masked.to(log_probs.dtype) if weights is None else weights * masked
+    return (token_nll(log_probs, targets) * w).sum() / w.sum().clamp(min=1e-6)
+
+
+def padding_weights(shape, prompt_lengths, response_lengths, pad_weight: float) -> torch.Tensor:
+    """[B, L] weights: 1 up to and including each answer's own EOS, `pad_weight` on the EOS padding
+    after it. On a 24-token canvas a short answer is mostly padding; weighted down, the padding stops
+    drowning the answer's tokens in the loss (docs/results.md)."""
+    B, L = shape
+    end = (prompt_lengths + response_lengths).to(torch.long)[:, None]
+    pos = torch.arange(L, device=end.device)[None, :]
+    return torch.where(pos < end, 1.0, pad_weight).expand(B, L)
 
 
 def insert_slack(response: list[int], slack_id: int, ratio: float, rng: random.Random,
@@ -153,10 +165,14 @@ class Objective:
     emission: str = "forced"
     eps: float = 1e-3
     weighting: str = "elbo"  # SFT CE: "elbo" (LLaDA, 1 / p_mask) or "flat" (mean over masked tokens)
+    pad_weight: float = 1.0  # flat SFT CE: weight of the EOS padding after each answer's own EOS
 
     def __post_init__(self):
         if self.stage not in ("pretrain", "sft") or self.kind not in ("ce", "ctc") or self.weighting not in WEIGHTINGS:
             raise ValueError(f"unknown objective {self.stage}/{self.kind}")
+        if not 0 <= self.pad_weight <= 1 or (self.pad_weight != 1 and self.weighting != "flat"):
+            raise ValueError(f"pad_weight must be in [0, 1] and needs the flat weighting, got {self.pad_weight} "
+                             f"with {self.weighting}")
         if self.kind == "ctc" and self.slack_id is None:
             raise ValueError("the ctc objective needs a slack token id")
 
@@ -168,7 +184,10 @@ def objective_loss(o: Objective, log_probs: torch.Tensor, ids: torch.Tensor, noi
     `inputs` is a collator's batch (`prompt_lengths`, `answer_lengths`, and for CTC `ctc_targets`,
     `ctc_target_lengths`, `ctc_region_lengths`). The trainer and the studies in `bench/` share it."""
     if o.stage == "sft" and o.weighting == "flat":
-        ce = sft_loss_flat(log_probs, ids, noised.masked)
+        weights = None
+        if o.pad_weight != 1 and "response_lengths" in inputs:
+            weights = padding_weights(ids.shape, inputs["prompt_lengths"], inputs["response_lengths"], o.pad_weight)
+        ce = sft_loss_flat(log_probs, ids, noised.masked, weights)
     elif o.stage == "sft":
         ce = sft_loss(log_probs, ids, noised.masked, noised.p_mask, inputs["answer_lengths"])
     else:

@@ -95,6 +95,7 @@ class SFTConfig(TrainingConfig):
     collapse: str = DEFAULT_COLLAPSE
     emission: str = "forced"
     weighting: str = "elbo"  # SFT CE: LLaDA's 1 / p_mask, or "flat"
+    pad_weight: float = 1.0  # flat weighting: weight of the EOS padding after each answer's own EOS
     max_length: int = 256  # longer examples are skipped and counted
     lora: bool = False
     lora_r: int = 16
@@ -331,6 +332,8 @@ def add_sft_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weighting", choices=WEIGHTINGS,
                    help="CE weighting: elbo = LLaDA's 1 / p_mask (the paper's); flat = mean over masked "
                         "tokens, lower variance, learns copy-like tasks faster (the embedded base uses it)")
+    p.add_argument("--pad-weight", type=float, help="with --weighting flat: weight in the loss of the EOS padding "
+                   "after each answer's own EOS (1: like any token; lower: the answer's tokens count more)")
     p.add_argument("--max-length", type=int, help="longer examples are skipped and counted")
     p.add_argument("--lora", action="store_true", help="train LoRA adapters (peft) instead of all weights; the "
                    "<slack> embedding and output rows train too")
@@ -398,7 +401,8 @@ def sft(cfg: SFTConfig) -> int:
     if data.skipped_too_long:
         print(f"skipped {data.skipped_too_long} examples longer than --max-length {cfg.max_length}")
     objective = Objective("sft", mask_id=facts.mask_id, kind=cfg.objective, slack_id=slack_id, lam=cfg.lam,
-                          collapse=cfg.collapse, emission=cfg.emission, weighting=cfg.weighting)
+                          collapse=cfg.collapse, emission=cfg.emission, weighting=cfg.weighting,
+                          pad_weight=cfg.pad_weight)
     collator = SFTCollator(tokenizer.eos_token_id, slack_id, cfg.s_max, cfg.collapse, seed=cfg.seed,
                            placement=cfg.slack_placement, answer_length=cfg.answer_length)
     torch.manual_seed(cfg.seed)
@@ -410,4 +414,5 @@ def sft(cfg: SFTConfig) -> int:
         stage="sft", objective=cfg.objective, base=cfg.base, examples=len(data.examples), data=cfg.data or data.sources,
         lora=cfg.lora, load_in_4bit=cfg.load_in_4bit,
         skipped_too_long=data.skipped_too_long, lam=cfg.lam, s_max=cfg.s_max, collapse=cfg.collapse,
-        emission=cfg.emission, weighting=cfg.weighting, slack_placement=cfg.slack_placement))
+        emission=cfg.emission, weighting=cfg.weighting, pad_weight=cfg.pad_weight,
+        slack_placement=cfg.slack_placement))

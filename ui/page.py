@@ -100,6 +100,12 @@ def wire_readiness(ctx: AppContext, main, demo) -> None:
     poll.tick(check, None, [main.status, main.run_btn, poll], api_visibility="private")
 
 
+# Gradio keeps every session (its State and a copy of each updated component) for an hour after
+# the visitor leaves, 10,000 sessions by default: a busy Space's memory would only grow. A classroom
+# of thirty, each with a tab or two open, fits in 128.
+SESSIONS_KEPT = 128
+
+
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=sys.modules["__main__"].__doc__ if argv is None else None,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -115,6 +121,9 @@ def parse_args(argv=None):
     ap.add_argument("--share", action="store_true", help="also open a public gradio.live link (off by default)")
     ap.add_argument("--concurrency", type=int, default=32, help="events handled at once: greedy decodes of "
                     "visitors who press together share forward passes; other forward passes take turns")
+    ap.add_argument("--sessions", type=int, default=SESSIONS_KEPT,
+                    help="visitor sessions kept in memory (their decodes, for replaying and shifting); beyond it "
+                         "the least recently used is dropped and that visitor decodes again")
     ap.add_argument("--max-prompt-chars", type=int, default=MAX_PROMPT_CHARS)
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads per forward pass (default on a "
                     "CPU: 1, so the models decode side by side, one per core)")
@@ -137,7 +146,7 @@ def main(argv=None):
     demo.queue(default_concurrency_limit=args.concurrency, max_size=64)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, css=PAGE_CSS, js=KEYS_JS,
                 ssr_mode=False, mcp_server=False, enable_monitoring=False, run_history=False, show_error=False,
-                prevent_thread_lock=True)
+                prevent_thread_lock=True, state_session_capacity=args.sessions)
     # Loading starts once the page is served: importing the model code in a thread while the page is
     # built would make both wait for the interpreter lock.
     ctx.load_in_background(locations, load_in_4bit=args.load_in_4bit)

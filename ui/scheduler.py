@@ -8,7 +8,9 @@ A visitor who arrives while a batch with the same settings runs waits for it to 
 Each row is exactly what a solo decode of that prompt gives (left padding is masked out; the
 tests check tokens and traces), and each visitor still receives its steps as they are computed.
 Visitors asking for the very same decode (a class pressing Decode on the same preset) share one
-row: a greedy decode is a pure function of its prompt, settings and shifts.
+row: a greedy decode is a pure function of its prompt, settings and shifts. One who asks for a decode
+that a running batch already computes joins that row at once: it is handed the steps computed so far,
+then follows live, so a class pressing over a few seconds costs one decode, not one per wave.
 Batches of different models or settings take turns step by step. Everything else (sampling
 noise, random remasking, other shifts) decodes alone with its own seed (`SeededDecode`).
 """
@@ -57,6 +59,37 @@ class _Job:
     def key(self) -> tuple:
         s = self.settings
         return (self.lm.name, s.gen_length, s.steps, s.block_length, s.remasking, s.cfg_scale, s.slack_bias)
+
+    @property
+    def decode(self) -> tuple:
+        """What determines this row's tokens within a batch of `key`."""
+        return tuple(self.prompt_ids), self.interventions
+
+
+@dataclass
+class _Batch:
+    """A running batched decode: its jobs, the sampler's stream and every step computed so far."""
+
+    jobs: list[_Job]
+    stream: object  # mv.stream(...)
+    steps: object  # iter(stream)
+    rows: dict[tuple, int]  # _Job.decode -> its row
+    history: list[list] = field(default_factory=list)  # per step, one Step per row
+
+    @property
+    def key(self) -> tuple:
+        return self.jobs[0].key
+
+    def join(self, job: _Job) -> bool:
+        """Attach a job asking for a decode this batch already runs: replay its steps so far."""
+        row = self.rows.get(job.decode) if job.key == self.key else None
+        if row is None:
+            return False
+        job.row = row
+        for rows in self.history:
+            job.steps.put(rows[row])
+        self.jobs.append(job)
+        return True
 
 
 class BatchedDecode:
@@ -134,7 +167,7 @@ class BatchScheduler:
             except queue.Empty:
                 return jobs
 
-    def _start_batches(self, jobs: list[_Job]) -> list[tuple]:
+    def _start_batches(self, jobs: list[_Job]) -> list[_Batch]:
         groups: dict[tuple, list[_Job]] = {}
         for job in jobs:
             groups.setdefault(job.key, []).append(job)
@@ -145,29 +178,30 @@ class BatchScheduler:
                 lm, settings = chunk[0].lm, chunk[0].settings
                 rows: dict[tuple, int] = {}  # (prompt, shifts) -> its row: identical decodes share one
                 for job in chunk:
-                    job.row = rows.setdefault((tuple(job.prompt_ids), job.interventions), len(rows))
+                    job.row = rows.setdefault(job.decode, len(rows))
                 pad = lm.facts.pad_id if lm.facts.pad_id is not None else lm.facts.eos_id
                 ids, attn = left_pad([list(prompt) for prompt, _ in rows], pad)
                 shifts = [dataclasses.replace(iv, batch=row) for (_, ivs), row in rows.items() for iv in ivs]
                 stream = mv.stream(lm.model, ids, attention_mask=attn, interventions=shifts,
                                    **settings.sampler_kwargs(lm))
                 self.rows_run += len(rows)
-                running.append((chunk, stream, iter(stream)))
+                running.append(_Batch(list(chunk), stream, iter(stream), rows))
         return running
 
-    def _due(self, waiting: list[_Job], running: list) -> list[_Job]:
+    def _due(self, waiting: list[_Job], running: list[_Batch]) -> list[_Job]:
         """The waiting jobs to start now. A job whose settings match a running batch waits for it
         to end (up to `max_wait_s`), so visitors arriving over a second or two share one second
         batch instead of each starting their own."""
-        busy = {job.key for chunk, _, _ in running for job in chunk[:1]}
+        busy = {batch.key for batch in running}
         now = time.perf_counter()
         return [j for j in waiting if j.key not in busy or now - j.arrived > self.max_wait_s]
 
     def _run(self, inbox: queue.Queue) -> None:
-        running: list = []
+        running: list[_Batch] = []
         waiting: list[_Job] = []
         while True:
             waiting += self._collect(inbox, block=not running and not waiting)
+            waiting = [j for j in waiting if not any(batch.join(j) for batch in running)]
             due = self._due(waiting, running)
             if due:
                 waiting = [j for j in waiting if j not in due]
@@ -175,23 +209,23 @@ class BatchScheduler:
             if not running:
                 time.sleep(0.005)  # only jobs waiting on a batch that just ended: start them next turn
                 continue
-            for entry in list(running):  # one step of every running batch, in turns
-                chunk, stream, steps = entry
+            for batch in list(running):  # one step of every running batch, in turns
                 try:
                     with self.slots, torch.inference_mode():
-                        step = next(steps)
+                        step = next(batch.steps)
                 except StopIteration:
-                    for job in chunk:  # a copy each: visitors sharing a row own their trace
-                        job.trace = copy.copy(stream.result.traces[job.row])
+                    for job in batch.jobs:  # a copy each: visitors sharing a row own their trace
+                        job.trace = copy.copy(batch.stream.result.traces[job.row])
                         job.steps.put(_DONE)
-                    running.remove(entry)
+                    running.remove(batch)
                     self.batches_run += 1
                     continue
                 except Exception as err:  # noqa: BLE001 - the sampler's ValueError, or a failing model
-                    for job in chunk:
+                    for job in batch.jobs:
                         job.steps.put(err if isinstance(err, ValueError) else ValueError(f"decoding failed: {err}"))
-                    running.remove(entry)
+                    running.remove(batch)
                     continue
                 rows = step if isinstance(step, list) else [step]
-                for job in chunk:
+                batch.history.append(rows)
+                for job in batch.jobs:
                     job.steps.put(rows[job.row])
