@@ -53,7 +53,7 @@ def test_shipped_outputs_reproduce(name, results, prompts):
     model, tok, facts = mv.load_checkpoint(ASSETS / name)
     cfg = results["config"]
     sampler = dict(steps=cfg["steps"], gen_length=cfg["gen_length"], block_length=cfg["block_length"],
-                   temperature=0.0, remasking="low_confidence")
+                   temperature=0.0, remasking="low_confidence", confidence_eos_eot_inf=cfg.get("eos_last", False))
     rows = prompts[:12]
     got = rb.decode_prompts(model, tok, facts, rows, sampler, shifts=False).text
     recorded = results["models"][name]["outputs"]["clean"][:12]

@@ -27,14 +27,13 @@ LABELS = {"gen_length": "generation length", "block_length": "block length", "cf
 # (prompt, exact answer or None): held-out prompts of the trained families, so the finder can say
 # whether a clean answer is right. tests/test_assets.py checks each exact one is demo-able.
 PRESET_PAIRS = [
-    ("Repeat exactly: 700 8888 62", "700 8888 62"),
-    ("Sort: 10 5 22", "5 10 22"),
-    ("Reverse the order: 0 0 0 5 8 0", "0 8 5 0 0 0"),
-    ("What number is five hundred ten?", "510"),
-    ("92 - 90 =", "2"),
-    ("How many items are in this list: yard frog key boat?", "4"),
-    ("What is the meaning of the noun letter?", None),
-    ("What is an operating system?", None),
+    ("Write these in reverse order: 7 0 0 8 3 5 1 6 4", "4 6 1 5 3 8 0 0 7"),
+    ("Reverse the order: bread rock duck dog", "dog duck rock bread"),
+    ("How is 57 written in words?", "fifty-seven"),
+    ("Write three hundred eleven in digits.", "311"),
+    ("Count the words: cloud lion dog cloud leaf", "5"),
+    ("Write a short story about Ella the mouse.", None),
+    ("Tell me a story about Sam the frog.", None),
 ]
 PRESETS = [p for p, _ in PRESET_PAIRS]
 PRESET_ANSWERS = {p: a for p, a in PRESET_PAIRS if a is not None}
