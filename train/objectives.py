@@ -185,7 +185,7 @@ def objective_loss(o: Objective, log_probs: torch.Tensor, ids: torch.Tensor, noi
     `ctc_target_lengths`, `ctc_region_lengths`). The trainer and the studies in `bench/` share it."""
     if o.stage == "sft" and o.weighting == "flat":
         weights = None
-        if o.pad_weight != 1 and "response_lengths" in inputs:
+        if o.pad_weight != 1:  # needs the collator's response_lengths
             weights = padding_weights(ids.shape, inputs["prompt_lengths"], inputs["response_lengths"], o.pad_weight)
         ce = sft_loss_flat(log_probs, ids, noised.masked, weights)
     elif o.stage == "sft":
