@@ -134,10 +134,15 @@ def test_recipe_quick_end_to_end(tmp_path):
         assert facts.defaults["gen_length"] == 8
         assert (facts.slack_id is not None) == name.startswith("ctc")
     assert mv.load_checkpoint(tmp_path / "assets" / "ctc-standard").facts.collapse == "standard"
-    # The fine-tunes descend from the released base (its bf16 export), and their cards show the whole lineage.
+    # ce descends from the released base (its bf16 export); each CTC model from a base of its own,
+    # trained with its objective from the first step. The cards show the whole lineage.
+    chain = json.loads((tmp_path / "assets" / "ce" / "training.json").read_text())["lineage"]
+    assert [m["stage"] for m in chain] == ["pretrain", "sft", "sft"]
+    assert chain[-1]["base"] == str(tmp_path / "assets" / "base") and chain[-1]["objective"] == "ce"
     chain = json.loads((tmp_path / "assets" / "ctc" / "training.json").read_text())["lineage"]
     assert [m["stage"] for m in chain] == ["pretrain", "sft", "sft"]
-    assert chain[-1]["base"] == str(tmp_path / "assets" / "base") and chain[-1]["objective"] == "ctc"
+    assert [m["objective"] for m in chain[1:]] == ["ctc", "ctc"]
+    assert chain[-1]["base"] == str(tmp_path / "runs" / "base-ctc" / "last")
     acc = json.loads((tmp_path / "assets" / "eval" / "accuracy.json").read_text())
     assert set(acc["comparisons"]) == {"base - ce", "ctc - ce", "ctc-standard - ce"}
     assert acc["comparisons"]["ctc - ce"]["diff"] == pytest.approx(acc["ctc"]["accuracy"] - acc["ce"]["accuracy"],

@@ -8,9 +8,12 @@ stopped; a stage interrupted mid-way resumes from its last complete checkpoint):
     pretrain    masked-diffusion pre-training (0 steps: the initialised model) -> OUT/pretrain
     base        SFT (CE) of the pre-trained model: the stand-in for LLaDA-8B-Instruct
     export      bfloat16 weights, tokenizer, sampler defaults and a model card -> ASSETS/base
+    base-ctc, base-ctc-standard  (when Recipe.ctc_from_scratch) the base's SFT with the CTC
+                fine-tune's objective instead of CE: same data, steps, schedule and seed
     ce          SFT of the released ASSETS/base, CE only                  } same data, steps, seed:
     ctc         SFT of ASSETS/base, CE + 0.1 * CTC, slack-only collapse   } matched runs
     ctc-standard  the same with the standard collapse (merges repeats: the paper's v1 failure)
+                (with ctc_from_scratch each CTC fine-tune starts from its own CTC base instead)
     export      each fine-tune -> ASSETS/<name>, its card measured on the exported weights
     evaluate    held-out CE and accuracy per task family on every held-out prompt with an exact
                 answer, and each model against ce paired on the same prompts -> ASSETS/eval/accuracy.json
@@ -59,6 +62,11 @@ class Recipe:
     accuracy_limit: int = 1000  # every held-out prompt with an exact answer
     robustness: RobustnessConfig = field(default_factory=RobustnessConfig)
     demo_check: DemoCheckConfig = field(default_factory=DemoCheckConfig)
+    # The CTC models get their objective from the first step (a base of their own, trained as the CE
+    # base is but with the fine-tune's CTC objective), not only in the fine-tune: ce and ctc then
+    # differ in the objective alone over their whole history. A 1,000-step CTC fine-tune of the CE
+    # base lost much of what the base had learned by position (docs/results.md, attempt 4).
+    ctc_from_scratch: bool = False
 
 
 # Generated tasks only (no packaged prose: a model this small never became fluent in it, and its
@@ -101,6 +109,7 @@ EMBEDDED = Recipe(
     robustness=RobustnessConfig(prompts=200, seeds=[0], gen_length=CANVAS, steps=CANVAS, block_length=CANVAS,
                                 eos_last=True),
     demo_check=DemoCheckConfig(limit=120),  # 20 per exact family: minutes, not the hour all 590 take
+    ctc_from_scratch=True,
 )
 
 QUICK = Recipe(
@@ -114,6 +123,7 @@ QUICK = Recipe(
     accuracy_limit=8,
     robustness=RobustnessConfig(quick=True),
     demo_check=DemoCheckConfig(quick=True),
+    ctc_from_scratch=True,
 )
 
 # What each fine-tune sets on top of Recipe.finetune.
@@ -137,6 +147,7 @@ class RecipeConfig(StageConfig):
     skip_robustness: bool = False
     jobs: int = 1  # fine-tunes trained at once, in separate processes
     offline: bool = False  # corpus: use only sources already on disk
+    keep_base: bool = False  # use the base already exported to ASSETS/base instead of training it again
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -151,6 +162,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--jobs", type=int, help="fine-tunes trained at once, in separate processes sharing "
                    "the CPU cores (one torch thread each on a 2-core machine)")
     p.add_argument("--offline", action="store_true", help="corpus: use only sources already on disk")
+    p.add_argument("--keep-base", action="store_true",
+                   help="use the base an earlier run exported to ASSETS/base (its hour of training is skipped; "
+                   "the fine-tunes are trained and every model is evaluated again)")
 
 
 def _complete(stage_dir: Path) -> bool:
@@ -193,28 +207,42 @@ def run(cfg: RecipeConfig) -> int:
     stage("pretrain", _complete(pre), pretrain,
           replace(recipe.pretrain, tokenizer=str(tok), data=[str(corpus_dir / "pretrain.jsonl")],
                   heldout=[str(corpus_dir / "pretrain_heldout.jsonl")], out=str(pre), resume=_resume(pre)))
-    stage("base", _complete(out / "base"), sft,
-          replace(recipe.base, base=str(pre / "last"), heldout=[str(heldout)], out=str(out / "base"), objective="ce",
-                  resume=_resume(out / "base")))
+    if cfg.keep_base and not (assets / "base" / "generation_config.json").is_file():
+        raise SystemExit(f"--keep-base: no exported base in {assets / 'base'}; run the recipe without it first")
+    if not cfg.keep_base:
+        stage("base", _complete(out / "base"), sft,
+              replace(recipe.base, base=str(pre / "last"), heldout=[str(heldout)], out=str(out / "base"),
+                      objective="ce", resume=_resume(out / "base")))
     evaluation = assets / "eval"
     evaluation.mkdir(parents=True, exist_ok=True)
     accuracy = {}
     # The fine-tunes start from the *released* base (bfloat16, as shipped), as the paper fine-tunes
     # the released LLaDA-8B-Instruct: what ships in assets/ is exactly what they descend from.
-    accuracy["base"] = export(out / "base" / "last", assets / "base", "base", recipe, heldout, out)
+    if cfg.keep_base:
+        accuracy["base"] = evaluate_checkpoint(assets / "base", heldout, recipe)
+    else:
+        accuracy["base"] = export(out / "base" / "last", assets / "base", "base", recipe, heldout, out)
     wanted = [name for name in SFT_MODELS if name in cfg.models]
-    finetunes = {name: replace(recipe.finetune, base=str(assets / "base"), heldout=[str(heldout)],
-                               out=str(out / name), **OBJECTIVES[name], resume=_resume(out / name))
+    own_base = [name for name in wanted if recipe.ctc_from_scratch and OBJECTIVES[name]["objective"] == "ctc"]
+    bases = {f"base-{name}": replace(recipe.base, base=str(pre / "last"), heldout=[str(heldout)],
+                                     out=str(out / f"base-{name}"), **OBJECTIVES[name],
+                                     resume=_resume(out / f"base-{name}"))
+             for name in own_base}
+    finetunes = {name: replace(recipe.finetune, heldout=[str(heldout)], out=str(out / name), **OBJECTIVES[name],
+                               base=str(out / f"base-{name}" / "last" if name in own_base else assets / "base"),
+                               resume=_resume(out / name))
                  for name in wanted}
-    todo = [name for name in wanted if not _complete(out / name)]
-    if cfg.jobs > 1 and len(todo) > 1:
-        t0 = time.time()
-        run_parallel({name: finetunes[name] for name in todo}, cfg.jobs, out)
-        for name in todo:  # each ran for about the whole span, side by side
-            timings[name] = round(time.time() - t0 + timings.get(name, 0), 1)
-        save_timings()
+    for group in (bases, finetunes):  # the CTC bases first: their fine-tunes start from them
+        todo = [name for name in group if not _complete(Path(group[name].out))]
+        if cfg.jobs > 1 and len(todo) > 1:
+            t0 = time.time()
+            run_parallel({name: group[name] for name in todo}, cfg.jobs, out)
+            for name in todo:  # each ran for about the whole span, side by side
+                timings[name] = round(time.time() - t0 + timings.get(name, 0), 1)
+            save_timings()
+        for name in group:
+            stage(name, _complete(Path(group[name].out)), sft, group[name])
     for name in wanted:
-        stage(name, _complete(out / name), sft, finetunes[name])
         accuracy[name] = export(out / name / "last", assets / name, name, recipe, heldout, out)
     models = [m for m in ("base", *SFT_MODELS) if m in accuracy]
     summary = {name: {k: v for k, v in m.items() if k not in ("correct", "outputs", "slack")}
