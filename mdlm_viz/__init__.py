@@ -18,7 +18,7 @@ _EXPORTS = {
     "RandomShifts": "interventions", "Shift": "interventions", "ShiftAtCommit": "interventions",
     "shiftable_positions": "interventions",
     "Generation": "sampling", "generate": "sampling", "stream": "sampling",
-    "Displacement": "trace", "Step": "trace", "Trace": "trace",
+    "Displacement": "trace", "Step": "trace", "TopK": "trace", "Trace": "trace",
 }
 __all__ = sorted(_EXPORTS)
 __version__ = "0.1.0"

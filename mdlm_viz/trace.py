@@ -8,6 +8,8 @@ with no model. Positions are relative to the start of the response (0 .. gen_len
 from __future__ import annotations
 
 import json
+from array import array
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -36,6 +38,48 @@ class Displacement:
     token: int
 
 
+class TopK(Sequence):
+    """One step's top-k candidates: a sequence of (position, k token ids, k probabilities).
+
+    Packed in flat arrays rather than lists of Python numbers: they are most of a trace (about 80% of
+    its memory as lists), and a classroom server keeps every visitor's traces."""
+
+    __slots__ = ("k", "_positions", "_ids", "_probs")
+
+    def __init__(self, rows=()):
+        rows = list(rows)
+        self.k = len(rows[0][1]) if rows else 0
+        if any(len(ids) != self.k or len(probs) != self.k for _, ids, probs in rows):
+            raise ValueError("every candidate row needs the same number of token ids and probabilities")
+        self._positions = array("i", (int(p) for p, _, _ in rows))
+        self._ids = array("i", (int(t) for _, ids, _ in rows for t in ids))
+        self._probs = array("d", (float(x) for _, _, probs in rows for x in probs))
+
+    def __len__(self) -> int:
+        return len(self._positions)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if not -len(self) <= i < len(self):
+            raise IndexError("candidate row out of range")
+        i %= len(self)
+        a, b = i * self.k, (i + 1) * self.k
+        return self._positions[i], self._ids[a:b].tolist(), self._probs[a:b].tolist()
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, TopK):
+            return (self.k, self._positions, self._ids, self._probs) == (other.k, other._positions, other._ids,
+                                                                       other._probs)
+        return isinstance(other, Sequence) and [tuple(r) for r in self] == [tuple(r) for r in other]
+
+    def __repr__(self) -> str:
+        return f"TopK({len(self)} positions, k={self.k})"
+
+    def rows(self) -> list[tuple[int, list[int], list[float]]]:
+        return list(self)
+
+
 @dataclass
 class Step:
     """What one denoising step did to one sequence."""
@@ -46,10 +90,14 @@ class Step:
     positions: list[int]  # positions committed this step
     tokens: list[int]  # tokens committed there
     confidences: list[float]  # the remasking score of each commit
-    candidates: list[tuple[int, list[int], list[float]]] = field(default_factory=list)
+    candidates: TopK = field(default_factory=TopK)
     # (position, top-k token ids, their probabilities) where a commit was possible this step
     merged: list[int] = field(default_factory=list)  # turned into <slack> by the standard collapse
     displacements: list[Displacement] = field(default_factory=list)
+
+    def __post_init__(self):
+        if not isinstance(self.candidates, TopK):  # rows as lists (the sampler, a JSON file)
+            self.candidates = TopK(self.candidates)
 
 
 @dataclass
@@ -124,7 +172,10 @@ class Trace:
 
     # ---- serialisation ----
     def to_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        for step, st in zip(data["steps"], self.steps):
+            step["candidates"] = [tuple(row) for row in st.candidates]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> "Trace":
@@ -138,7 +189,7 @@ class Trace:
             for s in data.pop("steps"):
                 s = dict(s)
                 s["displacements"] = [Displacement(**d) for d in s.get("displacements", [])]
-                s["candidates"] = [(c[0], list(c[1]), list(c[2])) for c in s.get("candidates", [])]
+                s["candidates"] = TopK((c[0], list(c[1]), list(c[2])) for c in s.get("candidates", []))
                 steps.append(Step(**s))
             data["token_texts"] = {int(k): str(v) for k, v in (data.get("token_texts") or {}).items()}  # JSON keys
             trace = cls(steps=steps, **data)

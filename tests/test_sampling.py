@@ -1,6 +1,7 @@
 """The sampler: schedule, confidences, traces, streaming, batching, slack decoding, bad input."""
 
 import json
+import sys
 
 import pytest
 import torch
@@ -82,6 +83,26 @@ def test_trace_replays_without_a_model_and_round_trips_json(tiny_model, tmp_path
     data = json.loads(path.read_text())  # plain JSON: no tensors anywhere
     assert data["format"] == "mdlm-viz.trace/1"
     assert mv.Trace.from_json(path) == tr
+
+
+def test_candidates_are_packed_and_read_like_their_rows():
+    rows = [(3, [7, 9], [0.5, 0.25]), (5, [1, 2], [0.75, 0.125])]
+    top = mv.TopK(rows)
+    assert len(top) == 2 and top[1] == (5, [1, 2], [0.75, 0.125]) and top[-1] == top[1]
+    assert top == rows and top == mv.TopK(rows) and top != mv.TopK(rows[:1])
+    assert [p for p, _, _ in top] == [3, 5] and top[:1] == [(3, [7, 9], [0.5, 0.25])]
+    with pytest.raises(IndexError):
+        top[2]
+    assert mv.Step(index=0, block=0, canvas=[0], positions=[], tokens=[], confidences=[],
+                   candidates=rows).candidates == top  # rows as lists become packed
+    with pytest.raises(ValueError, match="same number"):
+        mv.TopK([(3, [7, 9], [0.5])])
+    # Packed: a step's candidates take a fraction of what the same rows take as Python lists.
+    many = [(p, [100 + p, 200 + p, 300 + p], [0.5, 0.25, 0.125]) for p in range(24)]
+    listed = sys.getsizeof(many) + sum(sys.getsizeof(r) + sys.getsizeof(r[1]) + sys.getsizeof(r[2])
+                                       + 3 * sys.getsizeof(r[1][0]) + 3 * sys.getsizeof(0.5) for r in many)
+    packed = mv.TopK(many)
+    assert sum(sys.getsizeof(a) for a in (packed._positions, packed._ids, packed._probs)) < listed / 4
 
 
 def test_streaming_yields_the_same_steps_as_a_recorded_run(tiny_model):
