@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from scripts.app_server import free_port, wait_until_serving  # noqa: E402
 
-PROMPT = "Write these in reverse order: 7 0 0 8 3 5 1 6 4"
+PROMPT = "Reverse the order: wall kitten book wolf"
 
 
 def default_specs() -> list[str]:

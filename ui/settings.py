@@ -27,11 +27,11 @@ LABELS = {"gen_length": "generation length", "block_length": "block length", "cf
 # (prompt, exact answer or None): held-out prompts of the trained families, so the finder can say
 # whether a clean answer is right. tests/test_assets.py checks each exact one is demo-able.
 PRESET_PAIRS = [
-    ("Write these in reverse order: 7 0 0 8 3 5 1 6 4", "4 6 1 5 3 8 0 0 7"),
-    ("Reverse the order: bread rock duck dog", "dog duck rock bread"),
-    ("How is 57 written in words?", "fifty-seven"),
-    ("Write three hundred eleven in digits.", "311"),
-    ("Count the words: cloud lion dog cloud leaf", "5"),
+    ("Reverse the order: wall kitten book wolf", "wolf book kitten wall"),
+    ("Write these in reverse order: 8 8 7", "7 8 8"),
+    ("Spell out the number 670.", "six hundred seventy"),
+    ("Write 78 in words.", "seventy-eight"),
+    ("Count the words: water door cup pen lion", "5"),
     ("Write a short story about Ella the mouse.", None),
     ("Tell me a story about Sam the frog.", None),
 ]
