@@ -76,9 +76,6 @@ class TopK(Sequence):
     def __repr__(self) -> str:
         return f"TopK({len(self)} positions, k={self.k})"
 
-    def rows(self) -> list[tuple[int, list[int], list[float]]]:
-        return list(self)
-
 
 @dataclass
 class Step:

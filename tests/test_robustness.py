@@ -2,6 +2,7 @@
 Its statistics are tested in test_stats.py."""
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -160,3 +161,11 @@ def test_recipe_quick_end_to_end(tmp_path):
     # A second run finds every stage complete and only re-exports and re-evaluates.
     assert main(["recipe", "embedded", "--quick", "--out", str(tmp_path / "runs"), "--assets",
                  str(tmp_path / "assets"), "--skip-robustness"]) == 0
+    # --keep-base: the exported base is evaluated, not trained again (its weights stay as they are).
+    before = (tmp_path / "assets" / "base" / "model.safetensors").read_bytes()
+    shutil.rmtree(tmp_path / "runs" / "base")
+    assert main(["recipe", "embedded", "--quick", "--out", str(tmp_path / "runs"), "--assets",
+                 str(tmp_path / "assets"), "--skip-robustness", "--keep-base"]) == 0
+    assert not (tmp_path / "runs" / "base").exists()
+    assert (tmp_path / "assets" / "base" / "model.safetensors").read_bytes() == before
+    assert "base" in json.loads((tmp_path / "assets" / "eval" / "accuracy.json").read_text())
