@@ -7,6 +7,7 @@ Pure functions from data to `go.Figure`; the app, notebooks and the evaluation c
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
@@ -31,9 +32,18 @@ def _heatmap(z: list[list[float | None]], text: list[list[str]], **kw) -> go.Hea
     return go.Heatmap(z=grid, text=np.array(text, dtype=object), hoverinfo="text", **kw)
 
 
-def commit_heatmap(trace: Trace, token_text: Callable[[int], str] | None = None, title: str | None = None) -> go.Figure:
-    """Step x position grid: a cell is coloured at the step its position was committed, by the
-    commit's confidence; displacements are marked with arrows from source to target."""
+@dataclass(frozen=True)
+class CommitGrid:
+    """What a commit heatmap shows, as hashable rows: equal decodes give equal grids, so a figure
+    built for one can be shared (the app builds one per distinct decode, not one per visitor)."""
+
+    z: tuple[tuple[float | None, ...], ...]  # [step][position]: confidence at commit, None elsewhere
+    text: tuple[tuple[str, ...], ...]  # [step][position]: the hover label
+    arrows: tuple[tuple[int, int, int], ...] = ()  # (step, source, target) of each displacement
+
+
+def commit_grid(trace: Trace, token_text: Callable[[int], str] | None = None) -> CommitGrid:
+    """The step x position grid of `commit_heatmap`, without plotly."""
     steps, n = len(trace.steps), trace.gen_length
     z = [[None] * n for _ in range(steps)]
     text = [[""] * n for _ in range(steps)]
@@ -43,13 +53,29 @@ def commit_heatmap(trace: Trace, token_text: Callable[[int], str] | None = None,
             text[st.index][p] = f"step {st.index} · pos {p} · {_label(token_text, tok)!r} · conf {c:.3f}"
         for p in st.merged:
             text[st.index][p] += " · merged into <slack>"
-    fig = go.Figure(_heatmap(z, text, colorscale=SCALE, zmin=0, colorbar=dict(title="confidence"), xgap=1, ygap=1))
-    for d in trace.displacements:
-        fig.add_annotation(x=d.target, y=d.step, ax=d.source, ay=d.step, xref="x", yref="y", axref="x", ayref="y",
+    return CommitGrid(tuple(map(tuple, z)), tuple(map(tuple, text)),
+                      tuple((d.step, d.source, d.target) for d in trace.displacements))
+
+
+def commit_grid_figure(grid: CommitGrid, title: str | None = None, height: int | None = None) -> go.Figure:
+    """A cell is coloured at the step its position was committed, by the commit's confidence;
+    displacements are marked with arrows from source to target."""
+    fig = go.Figure(_heatmap(grid.z, grid.text, colorscale=SCALE, zmin=0, colorbar=dict(title="confidence"),
+                             xgap=1, ygap=1))
+    for step, source, target in grid.arrows:
+        fig.add_annotation(x=target, y=step, ax=source, ay=step, xref="x", yref="y", axref="x", ayref="y",
                            showarrow=True, arrowhead=2, arrowcolor="#d62728", text="")
     fig.update_layout(title=title or "When each position was committed", xaxis_title="response position",
                       yaxis_title="step", yaxis_autorange="reversed", margin=dict(l=50, r=20, t=40, b=40))
+    if height is not None:
+        fig.update_layout(height=height)
     return fig
+
+
+def commit_heatmap(trace: Trace, token_text: Callable[[int], str] | None = None, title: str | None = None) -> go.Figure:
+    """Step x position grid: a cell is coloured at the step its position was committed, by the
+    commit's confidence; displacements are marked with arrows from source to target."""
+    return commit_grid_figure(commit_grid(trace, token_text), title)
 
 
 def alignment_heatmap(al: Alignment, target_text: Sequence[str] | None = None, log_scale: bool = False,

@@ -25,6 +25,31 @@ def test_commit_heatmap_marks_each_commit_and_each_displacement(tiny_model):
     assert len(fig.layout.annotations) == len(tr.displacements) > 0
 
 
+def test_equal_decodes_share_one_heatmap_figure_and_different_ones_do_not(tiny_model):
+    """The app hands visitors with the same decode one figure (built once); a different decode,
+    even one differing only in a shift, gets its own, equal to what commit_heatmap draws."""
+    import copy
+
+    from ui.drawing import heatmap
+
+    def decode(shifts=()):
+        tr = mv.generate(tiny_model, torch.tensor([[10, 11, 12]]), steps=8, gen_length=16, block_length=8,
+                         record_trace=True, interventions=list(shifts)).trace
+        return tr.with_token_texts(lambda t: f"t{t}")
+
+    clean, again, shifted = decode(), decode(), decode([mv.RandomShifts(0.3, seed=2)])
+    assert shifted.displacements and figures.commit_grid(clean) != figures.commit_grid(shifted)
+    assert hash(figures.commit_grid(clean)) == hash(figures.commit_grid(copy.deepcopy(again)))
+    first = heatmap(clean, "ce: commit step")
+    assert heatmap(again, "ce: commit step") is first
+    assert heatmap(again, "ctc: commit step") is not first  # the title is part of the figure
+    other = heatmap(shifted, "ce: commit step")
+    assert other is not first and len(other.layout.annotations) == len(shifted.displacements)
+    direct = figures.commit_heatmap(shifted, token_text=shifted.token_text, title="ce: commit step")
+    assert cells(other.data[0].z) == cells(direct.data[0].z)
+    assert list(map(list, other.data[0].text)) == list(map(list, direct.data[0].text))
+
+
 def test_alignment_heatmap_draws_the_posterior_and_the_viterbi_path():
     torch.manual_seed(0)
     lp = torch.log_softmax(torch.randn(7, 6), -1)

@@ -268,3 +268,41 @@ def test_recording_the_lesson_writes_examples_that_load_back(tiny_checkpoint, ti
     assert set(shift.clean) == set(shift.shifted) == {"ce", "ctc"} and "finder reports" in shift.shift
     blocks = Session.load(tmp_path / "blocks.json")
     assert blocks.settings.block_length == shift.settings.gen_length // 2
+
+
+def test_a_decode_rehides_only_what_the_page_shows_and_resizes_the_slider_only_when_it_changes(tiny_checkpoint):
+    """Component properties are the costliest output (Gradio rebuilds the component per session):
+    a decode on a fresh page sends none; after a shift it hides the shift views again; a new
+    number of steps resizes the step slider."""
+    import gradio as gr
+
+    from ui.models import load_models
+    from ui.session import AppContext
+    from ui.tabs import decode
+
+    ctx = AppContext(load_models({"ce": str(tiny_checkpoint)}))
+    with gr.Blocks():
+        view = decode.layout(ctx)
+    panel = view.by_name["ce"]
+    steps = view.step_slider.maximum + 1
+
+    def run(shown=None, n_steps=steps):
+        outs = list(decode.run(ctx, view, "copy : the cat", ["ce"], 16, n_steps, 16, "low_confidence", 0, 0, 0, 0.0,
+                               shown))
+        merged = {k: v for out in outs for k, v in out.items()}
+        return merged, outs[-1][view.state]
+
+    fresh, session = run()
+    assert not [c for c, v in fresh.items() if isinstance(v, gr.components.Component)]  # values only
+    assert fresh[view.step_slider] == session.last_step == steps - 1
+    assert fresh[panel.answer] and fresh[panel.heatmap] is not None
+
+    shifted = list(decode.run_shift(ctx, view, "random shifts", 0, 0, decode.DIRECTIONS[0], 0.25, steps - 1,
+                                    session))[-1]
+    assert shifted[panel.shifted_heatmap].visible and shifted[view.state].shifted
+    again, _ = run(shifted[view.state])
+    assert again[panel.shifted_heatmap].visible is False and again[panel.shifted_answer].visible is False
+    assert again[panel.difference].visible is False and again[panel.shifted_canvas] == ""
+
+    longer, _ = run(session, n_steps=steps + 4)
+    assert isinstance(longer[view.step_slider], gr.Slider) and longer[view.step_slider].maximum == steps + 3

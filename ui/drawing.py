@@ -6,6 +6,7 @@ call): the decode handlers, the playback and the lesson all draw through here.
 
 from __future__ import annotations
 
+import functools
 import html
 from typing import TYPE_CHECKING
 
@@ -26,9 +27,15 @@ def message_html(text: str) -> str:
 
 
 def heatmap(trace: mv.Trace, title: str):
-    fig = figures.commit_heatmap(trace, token_text=trace.token_text, title=title)
-    fig.update_layout(height=320)
-    return fig
+    """The commit heatmap of a decode. Visitors with the same decode (a class on one preset) get
+    the same figure object, built once: plotly's validation was the largest cost in the server
+    with thirty visitors on one preset. Never mutate what this returns."""
+    return _shared_figure(figures.commit_grid(trace, trace.token_text), title)
+
+
+@functools.lru_cache(maxsize=64)
+def _shared_figure(grid: figures.CommitGrid, title: str):
+    return figures.commit_grid_figure(grid, title, height=320)
 
 
 def render_step(view: DecodeView, panel: Panel, session: Session, step: int) -> dict:

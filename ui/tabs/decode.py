@@ -245,8 +245,12 @@ def problems_of(errors: dict) -> str:
 
 
 def run(ctx: AppContext, view: DecodeView, prompt_text, chosen_names, gen_length, steps, block_length, remasking,
-        temperature, cfg_scale, seed, slack_bias=0.0):
-    """Decode the prompt with every chosen model (streamed), then draw the answers and heatmaps."""
+        temperature, cfg_scale, seed, slack_bias=0.0, shown: Session | None = None):
+    """Decode the prompt with every chosen model (streamed), then draw the answers and heatmaps.
+    `shown` is the session the page shows (None: a fresh page, as an API caller's is). Only what
+    it made visible is hidden again and the step slider's range is sent only when it changes: a
+    component's properties are Gradio's costliest output (it rebuilds the component for the
+    visitor's session), which a class of thirty pays thirty times."""
     names = ctx.names
     if not ctx.ready and ctx.load_error is None:
         yield {view.status: ctx.readiness() + " The decode starts when they are ready."}
@@ -274,7 +278,9 @@ def run(ctx: AppContext, view: DecodeView, prompt_text, chosen_names, gen_length
     decodes = {n: ctx.decode(n, prompt_ids[n], settings) for n in run_names}
     cleared = {view.edit_plot: None}
     for p in view.panels:
-        cleared.update({p.heatmap: None, p.answer: "", p.raw: "", **hidden_shift_views(p)})
+        cleared.update({p.heatmap: None, p.answer: "", p.raw: "", p.shifted_canvas: "", p.shift_summary: ""})
+        if shown is not None and shown.shifted:
+            cleared.update(hidden_shift_views(p))
         if p.name not in run_names:
             cleared[p.canvas] = message_html("not run (unticked)")
     errors, final = yield from stream_frames(ctx, view, decodes, lambda p: p.canvas, view.status, "decoding… ",
@@ -290,8 +296,15 @@ def run(ctx: AppContext, view: DecodeView, prompt_text, chosen_names, gen_length
     done = ", ".join(f"**{n}**: {len(tr.steps)} steps" for n, tr in traces.items())
     final[view.status] = f"done. {done} {problems_of(errors)}".strip()
     final[view.state] = session
-    final[view.step_slider] = gr.Slider(minimum=0, maximum=max(settings.steps - 1, 1), value=settings.steps - 1)
+    top = max(session.last_step, 1)
+    final[view.step_slider] = session.last_step if top == shown_top(view, shown) else gr.Slider(
+        minimum=0, maximum=top, value=session.last_step)
     yield final
+
+
+def shown_top(view: DecodeView, shown: Session | None) -> int:
+    """The step slider's maximum on a page showing `shown` (None: the layout's)."""
+    return view.step_slider.maximum if shown is None else max(shown.last_step, 1)
 
 
 def show_step(view: DecodeView, step, session: Session | None) -> dict:
@@ -435,7 +448,7 @@ def apply_candidate(ctx: AppContext, view: DecodeView, pos, slider, session):
 # ----------------------------------------------------------------------------- wiring
 def wire(ctx: AppContext, view: DecodeView) -> None:
     bind = functools.partial
-    run_inputs = [view.prompt, view.chosen, *view.settings]
+    run_inputs = [view.prompt, view.chosen, *view.settings, view.state]  # the state: not an API parameter
     run_fn = on_gpu(bind(run, ctx, view))
     view.run_btn.click(run_fn, run_inputs, view.run_outputs(), api_name="run")
     view.prompt.submit(run_fn, run_inputs, view.run_outputs(), api_visibility="private")
