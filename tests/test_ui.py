@@ -303,6 +303,7 @@ def test_a_decode_rehides_only_what_the_page_shows_and_resizes_the_slider_only_w
     again, _ = run(shifted[view.state])
     assert again[panel.shifted_heatmap].visible is False and again[panel.shifted_answer].visible is False
     assert again[panel.difference].visible is False and again[panel.shifted_canvas] == ""
+    assert again[view.candidates].visible is False and again[view.shift_status] == ""  # no stale find result
 
     longer, _ = run(session, n_steps=steps + 4)
     assert isinstance(longer[view.step_slider], gr.Slider) and longer[view.step_slider].maximum == steps + 3

@@ -101,7 +101,8 @@ class DecodeView:
         return [c for p in self.panels for c in p.components()]
 
     def run_outputs(self) -> list:
-        return [self.status, self.state, self.step_slider, self.edit_plot] + self.panel_outputs()
+        return [self.status, self.state, self.step_slider, self.edit_plot, self.shift_status,
+                self.candidates] + self.panel_outputs()
 
     def shift_outputs(self) -> list:
         return [self.shift_status, self.state, self.edit_plot] + self.panel_outputs()
@@ -276,7 +277,9 @@ def run(ctx: AppContext, view: DecodeView, prompt_text, chosen_names, gen_length
         yield {view.status: f"⚠ {err}"}
         return
     decodes = {n: ctx.decode(n, prompt_ids[n], settings) for n in run_names}
-    cleared = {view.edit_plot: None}
+    cleared = {view.edit_plot: None, view.shift_status: ""}  # a shift found for the last decode is not this one's
+    if shown is not None and shown.shifted:
+        cleared[view.candidates] = gr.Radio(choices=[], value=None, visible=False)
     for p in view.panels:
         cleared.update({p.heatmap: None, p.answer: "", p.raw: "", p.shifted_canvas: "", p.shift_summary: ""})
         if shown is not None and shown.shifted:
