@@ -124,8 +124,9 @@ def test_robustness_cli_quick(tmp_path, tiny_checkpoint, tiny_ctc_checkpoint):
 def test_recipe_quick_end_to_end(tmp_path):
     from train.__main__ import main
 
+    # --jobs 3: the three bases side by side, each a chain of two stages in a process of its own.
     assert main(["recipe", "embedded", "--quick", "--out", str(tmp_path / "runs"), "--assets",
-                 str(tmp_path / "assets")]) == 0
+                 str(tmp_path / "assets"), "--jobs", "3"]) == 0
     for name in ("base", "ce", "ctc", "ctc-standard"):
         d = tmp_path / "assets" / name
         model, tok, facts = mv.load_checkpoint(d)
@@ -135,14 +136,17 @@ def test_recipe_quick_end_to_end(tmp_path):
         assert facts.defaults["gen_length"] == 8
         assert (facts.slack_id is not None) == name.startswith("ctc")
     assert mv.load_checkpoint(tmp_path / "assets" / "ctc-standard").facts.collapse == "standard"
-    # ce descends from the released base (its bf16 export); each CTC model from a base of its own,
-    # trained with its objective from the first step. The cards show the whole lineage.
+    # ce descends from the released base (its bf16 export), which learned copy alone and then the mix;
+    # each CTC model from a base of its own, the same two stages with its objective from the first
+    # step. The cards show the whole lineage.
     chain = json.loads((tmp_path / "assets" / "ce" / "training.json").read_text())["lineage"]
-    assert [m["stage"] for m in chain] == ["pretrain", "sft", "sft"]
+    assert [m["stage"] for m in chain] == ["pretrain", "sft", "sft", "sft"]
+    assert chain[1]["hyperparameters"]["generate"] == ["copy"] and chain[2]["base"] == str(tmp_path / "runs" / "base-copy" / "last")
     assert chain[-1]["base"] == str(tmp_path / "assets" / "base") and chain[-1]["objective"] == "ce"
     chain = json.loads((tmp_path / "assets" / "ctc" / "training.json").read_text())["lineage"]
-    assert [m["stage"] for m in chain] == ["pretrain", "sft", "sft"]
-    assert [m["objective"] for m in chain[1:]] == ["ctc", "ctc"]
+    assert [m["stage"] for m in chain] == ["pretrain", "sft", "sft", "sft"]
+    assert [m["objective"] for m in chain[1:]] == ["ctc", "ctc", "ctc"]
+    assert chain[2]["base"] == str(tmp_path / "runs" / "base-ctc-copy" / "last")
     assert chain[-1]["base"] == str(tmp_path / "runs" / "base-ctc" / "last")
     acc = json.loads((tmp_path / "assets" / "eval" / "accuracy.json").read_text())
     assert set(acc["comparisons"]) == {"base - ce", "ctc - ce", "ctc-standard - ce"}

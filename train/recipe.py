@@ -6,10 +6,13 @@ stopped; a stage interrupted mid-way resumes from its last complete checkpoint):
     corpus      offline corpus + exact-answer task generator         -> OUT/corpus
     tokenizer   byte-level BPE with LLaDA's special tokens            -> OUT/tokenizer
     pretrain    masked-diffusion pre-training (0 steps: the initialised model) -> OUT/pretrain
-    base        SFT (CE) of the pre-trained model: the stand-in for LLaDA-8B-Instruct
+    base-copy   (when Recipe.copy_first) SFT on the copy family alone, the skill a small model learns
+                slowest when it shares its steps and the one the demo needs most -> OUT/base-copy
+    base        SFT (CE) of that model on the whole mix: the stand-in for LLaDA-8B-Instruct
     export      bfloat16 weights, tokenizer, sampler defaults and a model card -> ASSETS/base
-    base-ctc, base-ctc-standard  (when Recipe.ctc_from_scratch) the base's SFT with the CTC
+    base-ctc, base-ctc-standard  (when Recipe.ctc_from_scratch) the base's stages with the CTC
                 fine-tune's objective instead of CE: same data, steps, schedule and seed
+                (the bases train side by side with --jobs)
     ce          SFT of the released ASSETS/base, CE only                  } same data, steps, seed:
     ctc         SFT of ASSETS/base, CE + 0.1 * CTC, slack-only collapse   } matched runs
     ctc-standard  the same with the standard collapse (merges repeats: the paper's v1 failure)
@@ -39,7 +42,7 @@ from .cards import export_card
 from .config import StageConfig
 from .corpus import CorpusConfig
 from .demo_check import DemoCheckConfig
-from .parallel import run_parallel
+from .parallel import run_parallel, stage_complete as _complete
 from .robustness import RobustnessConfig
 from .run import PretrainConfig, SFTConfig, pretrain, sft
 from .tokenizer import TokenizerConfig
@@ -67,6 +70,10 @@ class Recipe:
     # differ in the objective alone over their whole history. A 1,000-step CTC fine-tune of the CE
     # base lost much of what the base had learned by position (docs/results.md, attempt 4).
     ctc_from_scratch: bool = False
+    # Trained before the base, from the pre-trained model (and before each CTC base, with its
+    # objective); the base then starts from it. Copy alone is learned to 100% in 4,000 steps, while
+    # mixed in from the start it stayed near 10% for 12,000 (docs/results.md, attempt 6).
+    copy_first: SFTConfig | None = None
 
 
 # Generated tasks only (no packaged prose: a model this small never became fluent in it, and its
@@ -97,11 +104,12 @@ EMBEDDED = Recipe(
     # decoded on a longer canvas, a model that copies 66% right on a 16-token canvas copies 2% right
     # on a 48-token one; padding to 48 in training instead dilutes the answer tokens' share of the
     # loss and slows learning (docs/results.md). Every held-out answer fits in 22 tokens.
-    # The first quarter of the base is copy and reverse alone (the families the demo needs most and a
-    # small model learns slowest). No length curriculum: it did not speed learning up (docs/results.md).
-    base=SFTConfig(generate=GENERATE, focus=["copy", "reverse"], focus_fraction=0.25,
-                   answer_length=CANVAS, steps=12000, batch_size=32, lr=1.5e-3, warmup=200, seed=0, max_length=128,
-                   weighting="flat", log_every=100, save_every=500),
+    # Every base learns copy alone first (copy_first), then the whole mix from that model on a schedule
+    # of its own. No length curriculum: it did not speed learning up (docs/results.md).
+    copy_first=SFTConfig(generate=["copy"], answer_length=CANVAS, steps=4000, batch_size=32, lr=1e-3, warmup=1,
+                         seed=0, max_length=128, weighting="flat", log_every=100, save_every=500),
+    base=SFTConfig(generate=GENERATE, answer_length=CANVAS, steps=3000, batch_size=32, lr=1e-3, warmup=1, seed=0,
+                   generate_seed=3, max_length=128, weighting="flat", log_every=100, save_every=500),
     finetune=SFTConfig(generate=GENERATE, answer_length=CANVAS, steps=1000, batch_size=32, lr=5e-4, warmup=50, seed=1,
                        generate_seed=1, max_length=128, weighting="flat", log_every=50, save_every=500),
     sampler={"steps": CANVAS, "gen_length": CANVAS, "block_length": CANVAS, "remasking": "low_confidence",
@@ -117,6 +125,7 @@ QUICK = Recipe(
     tokenizer=TokenizerConfig(vocab_size=512),
     pretrain=PretrainConfig(seq_len=32, d_model=32, layers=1, heads=2, mlp=64, steps=4, batch_size=4, seed=0,
                             log_every=2, save_every=2),
+    copy_first=SFTConfig(generate=["copy"], steps=2, batch_size=4, seed=0, max_length=96, log_every=1, save_every=2),
     base=SFTConfig(generate=[], steps=2, batch_size=4, seed=0, max_length=96, log_every=1, save_every=2),
     finetune=SFTConfig(generate=[], steps=2, batch_size=4, seed=1, max_length=96, log_every=1, save_every=2),
     sampler={"steps": 8, "gen_length": 8, "block_length": 4, "remasking": "low_confidence", "temperature": 0.0},
@@ -145,7 +154,7 @@ class RecipeConfig(StageConfig):
     quick: bool = False  # QUICK instead of EMBEDDED: a tiny model, a few steps
     models: list[str] = field(default_factory=lambda: ["base", *SFT_MODELS])  # base always is trained
     skip_robustness: bool = False
-    jobs: int = 1  # fine-tunes trained at once, in separate processes
+    jobs: int = 1  # bases, then fine-tunes, trained at once in separate processes
     offline: bool = False  # corpus: use only sources already on disk
     keep_base: bool = False  # use the base already exported to ASSETS/base instead of training it again
 
@@ -159,16 +168,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models", nargs="+",
                    help="checkpoints to train and export (base always is: the fine-tunes start from it)")
     p.add_argument("--skip-robustness", action="store_true", help="stop after exporting and per-family accuracy")
-    p.add_argument("--jobs", type=int, help="fine-tunes trained at once, in separate processes sharing "
-                   "the CPU cores (one torch thread each on a 2-core machine)")
+    p.add_argument("--jobs", type=int, help="bases, then fine-tunes, trained at once in separate processes "
+                   "sharing the CPU cores (3: the three bases side by side, one torch thread each on 2 cores)")
     p.add_argument("--offline", action="store_true", help="corpus: use only sources already on disk")
     p.add_argument("--keep-base", action="store_true",
                    help="use the base an earlier run exported to ASSETS/base (its hour of training is skipped; "
                    "the fine-tunes are trained and every model is evaluated again)")
-
-
-def _complete(stage_dir: Path) -> bool:
-    return (stage_dir / "last" / "training.json").is_file()
 
 
 def _resume(stage_dir: Path) -> bool:
@@ -209,39 +214,47 @@ def run(cfg: RecipeConfig) -> int:
                   heldout=[str(corpus_dir / "pretrain_heldout.jsonl")], out=str(pre), resume=_resume(pre)))
     if cfg.keep_base and not (assets / "base" / "generation_config.json").is_file():
         raise SystemExit(f"--keep-base: no exported base in {assets / 'base'}; run the recipe without it first")
-    if not cfg.keep_base:
-        stage("base", _complete(out / "base"), sft,
-              replace(recipe.base, base=str(pre / "last"), heldout=[str(heldout)], out=str(out / "base"),
-                      objective="ce", resume=_resume(out / "base")))
+    wanted = [name for name in SFT_MODELS if name in cfg.models]
+    own_base = [name for name in wanted if recipe.ctc_from_scratch and OBJECTIVES[name]["objective"] == "ctc"]
+
+    def base_chain(name: str, objective: dict) -> list[SFTConfig]:
+        """The stages of one base, in order: copy alone (when the recipe has it), then the mix."""
+        start, chain = pre / "last", []
+        if recipe.copy_first is not None:
+            first = out / f"{name}-copy"
+            chain.append(replace(recipe.copy_first, base=str(start), heldout=[str(heldout)], out=str(first),
+                                 **objective, resume=_resume(first)))
+            start = first / "last"
+        return chain + [replace(recipe.base, base=str(start), heldout=[str(heldout)], out=str(out / name),
+                                **objective, resume=_resume(out / name))]
+
+    bases = {} if cfg.keep_base else {"base": base_chain("base", OBJECTIVES["ce"])}
+    bases |= {f"base-{name}": base_chain(f"base-{name}", OBJECTIVES[name]) for name in own_base}
+    # The fine-tunes start from the *released* base (bfloat16, as shipped), as the paper fine-tunes
+    # the released LLaDA-8B-Instruct: what ships in assets/ is exactly what they descend from.
+    finetunes = {name: [replace(recipe.finetune, heldout=[str(heldout)], out=str(out / name), **OBJECTIVES[name],
+                                base=str(out / f"base-{name}" / "last" if name in own_base else assets / "base"),
+                                resume=_resume(out / name))]
+                 for name in wanted}
     evaluation = assets / "eval"
     evaluation.mkdir(parents=True, exist_ok=True)
     accuracy = {}
-    # The fine-tunes start from the *released* base (bfloat16, as shipped), as the paper fine-tunes
-    # the released LLaDA-8B-Instruct: what ships in assets/ is exactly what they descend from.
-    if cfg.keep_base:
-        accuracy["base"] = evaluate_checkpoint(assets / "base", heldout, recipe)
-    else:
-        accuracy["base"] = export(out / "base" / "last", assets / "base", "base", recipe, heldout, out)
-    wanted = [name for name in SFT_MODELS if name in cfg.models]
-    own_base = [name for name in wanted if recipe.ctc_from_scratch and OBJECTIVES[name]["objective"] == "ctc"]
-    bases = {f"base-{name}": replace(recipe.base, base=str(pre / "last"), heldout=[str(heldout)],
-                                     out=str(out / f"base-{name}"), **OBJECTIVES[name],
-                                     resume=_resume(out / f"base-{name}"))
-             for name in own_base}
-    finetunes = {name: replace(recipe.finetune, heldout=[str(heldout)], out=str(out / name), **OBJECTIVES[name],
-                               base=str(out / f"base-{name}" / "last" if name in own_base else assets / "base"),
-                               resume=_resume(out / name))
-                 for name in wanted}
-    for group in (bases, finetunes):  # the CTC bases first: their fine-tunes start from them
-        todo = [name for name in group if not _complete(Path(group[name].out))]
+    for group in (bases, finetunes):  # the bases first: the fine-tunes start from them
+        todo = [name for name, chain in group.items() if not all(_complete(Path(c.out)) for c in chain)]
         if cfg.jobs > 1 and len(todo) > 1:
             t0 = time.time()
             run_parallel({name: group[name] for name in todo}, cfg.jobs, out)
             for name in todo:  # each ran for about the whole span, side by side
                 timings[name] = round(time.time() - t0 + timings.get(name, 0), 1)
             save_timings()
-        for name in group:
-            stage(name, _complete(Path(group[name].out)), sft, group[name])
+        for name, chain in group.items():
+            for c in chain:
+                stage(Path(c.out).name, _complete(Path(c.out)), sft, c)
+        if group is bases:
+            if cfg.keep_base:
+                accuracy["base"] = evaluate_checkpoint(assets / "base", heldout, recipe)
+            else:
+                accuracy["base"] = export(out / "base" / "last", assets / "base", "base", recipe, heldout, out)
     for name in wanted:
         accuracy[name] = export(out / name / "last", assets / name, name, recipe, heldout, out)
     models = [m for m in ("base", *SFT_MODELS) if m in accuracy]
