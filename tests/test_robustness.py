@@ -148,6 +148,11 @@ def test_recipe_quick_end_to_end(tmp_path):
     assert [m["objective"] for m in chain[1:]] == ["ctc", "ctc", "ctc"]
     assert chain[2]["base"] == str(tmp_path / "runs" / "base-ctc-copy" / "last")
     assert chain[-1]["base"] == str(tmp_path / "runs" / "base-ctc" / "last")
+    # ctc-standard's base starts from the CE base's copy stage (Recipe.share_ce_copy): its chain waited for it.
+    chain = json.loads((tmp_path / "assets" / "ctc-standard" / "training.json").read_text())["lineage"]
+    assert [m["objective"] for m in chain[1:]] == ["ce", "ctc", "ctc"]
+    assert chain[2]["base"] == str(tmp_path / "runs" / "base-copy" / "last")
+    assert not (tmp_path / "runs" / "base-ctc-standard-copy").exists()
     acc = json.loads((tmp_path / "assets" / "eval" / "accuracy.json").read_text())
     assert set(acc["comparisons"]) == {"base - ce", "ctc - ce", "ctc-standard - ce"}
     assert acc["comparisons"]["ctc - ce"]["diff"] == pytest.approx(acc["ctc"]["accuracy"] - acc["ce"]["accuracy"],

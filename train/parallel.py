@@ -25,14 +25,26 @@ def stage_complete(out: str | Path) -> bool:
     return (Path(out) / "last" / "training.json").is_file()
 
 
+def _startable(chain: list[SFTConfig]) -> bool:
+    """A chain starts once the model its first stage trains from exists (a chain whose base is
+    another chain's stage waits for that stage; a hub id or any other name is taken as there)."""
+    base = Path(chain[0].base)
+    return not base.name == "last" or (base / "training.json").is_file()
+
+
 def run_parallel(chains: dict[str, list[SFTConfig]], jobs: int, out: Path) -> None:
-    """Run the chains `jobs` at a time; raise when one fails, naming its log."""
+    """Run the chains `jobs` at a time, each once its base exists; raise when one fails, naming its log."""
     threads = max(1, (os.cpu_count() or 1) // jobs)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     pending, running = list(chains.items()), {}
     while pending or running:
-        while pending and len(running) < jobs:
-            name, chain = pending.pop(0)
+        ready = [item for item in pending if _startable(item[1])]
+        if not running and pending and not ready:
+            raise RuntimeError(f"no training run can start: {', '.join(n for n, _ in pending)} wait for a "
+                               "base that no run trains")
+        while ready and len(running) < jobs:
+            name, chain = ready.pop(0)
+            pending.remove((name, chain))
             config_file, log_file = out / f"{name}.config.json", out / f"{name}.log"
             config_file.write_text("[" + ",\n".join(c.to_json() for c in chain) + "]")
             print(f"\n$ python -m train.parallel {config_file}   (log: {log_file})", flush=True)
