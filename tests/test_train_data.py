@@ -332,3 +332,21 @@ def test_saved_tokenizer_reloads(trained):
     assert loaded.apply_chat_template(messages, add_generation_prompt=True, tokenize=False) == \
         tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
     assert loaded.decode([loaded.mask_token_id, 6], skip_special_tokens=True) == ""
+
+
+def test_exported_lineage_carries_no_machine_paths(tmp_path, monkeypatch):
+    """A stage started with absolute paths records them; the export writes them as the recipe's
+    --out was given, so the shipped cards name runs/embedded/..., not one machine's home."""
+    from pathlib import Path
+
+    from train.recipe import portable
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    home = str(tmp_path.resolve() / "runs")
+    record = [{"base": home + "/pretrain/last", "hyperparameters": {"data": [home], "out": home + "-other"},
+               "other": "/elsewhere/runs", "steps": 3}]
+    got = portable(record, Path("runs"))
+    assert got[0]["base"] == "runs/pretrain/last" and got[0]["hyperparameters"]["data"] == ["runs"]
+    assert got[0]["hyperparameters"]["out"] == home + "-other"  # a sibling directory is not inside out
+    assert got[0]["other"] == "/elsewhere/runs" and got[0]["steps"] == 3

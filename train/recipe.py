@@ -334,7 +334,7 @@ def export(src: Path, dst: Path, name: str, recipe: Recipe, heldout: Path, out: 
     model.to(torch.bfloat16).save_pretrained(tmp)
     tok.save_pretrained(tmp)
     (tmp / "generation_config.json").write_text(json.dumps(recipe.sampler, indent=2))
-    chain = lineage(src)
+    chain = portable(lineage(src), out)
     (tmp / "training.json").write_text(json.dumps({"name": name, "lineage": chain}, indent=2, default=str))
     metrics = evaluate_checkpoint(tmp, heldout, recipe)
     manifest_path = out / "corpus" / "manifest.json"
@@ -345,6 +345,20 @@ def export(src: Path, dst: Path, name: str, recipe: Recipe, heldout: Path, out: 
     shutil.rmtree(dst, ignore_errors=True)
     tmp.rename(dst)
     return metrics
+
+
+def portable(record, out: Path):
+    """`record` with every absolute path into `out` written as `out` was given (runs/embedded/...):
+    a stage started with absolute paths records them, and an export must not carry one machine's
+    directories into the shipped cards."""
+    root = str(Path(out).resolve())
+    if isinstance(record, dict):
+        return {k: portable(v, out) for k, v in record.items()}
+    if isinstance(record, list):
+        return [portable(v, out) for v in record]
+    if isinstance(record, str) and (record == root or record.startswith(root + "/")):
+        return str(Path(out) / record[len(root):].lstrip("/"))
+    return record
 
 
 def lineage(last: Path) -> list[dict]:
