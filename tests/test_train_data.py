@@ -350,3 +350,19 @@ def test_exported_lineage_carries_no_machine_paths(tmp_path, monkeypatch):
     assert got[0]["base"] == "runs/pretrain/last" and got[0]["hyperparameters"]["data"] == ["runs"]
     assert got[0]["hyperparameters"]["out"] == home + "-other"  # a sibling directory is not inside out
     assert got[0]["other"] == "/elsewhere/runs" and got[0]["steps"] == 3
+
+
+def test_recipes_differ_only_where_the_attempt_says():
+    """`embedded` is what ships in assets/ (a single base stage); `copy-first` (attempt 6) adds a copy
+    stage before a shorter base, everything else shared, and never exports over assets/ by default."""
+    from dataclasses import fields
+
+    from train.__main__ import build_parser
+    from train.recipe import RECIPES
+
+    embedded, staged = RECIPES["embedded"], RECIPES["copy-first"]
+    assert embedded.copy_first is None and staged.copy_first.generate == ["copy"]
+    differ = {f.name for f in fields(embedded) if getattr(embedded, f.name) != getattr(staged, f.name)}
+    assert differ == {"copy_first", "base", "share_ce_copy"}
+    args = build_parser().parse_args(["recipe", "copy-first"])
+    assert args.name == "copy-first" and args.assets == "" and args.out == ""
