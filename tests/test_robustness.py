@@ -170,11 +170,16 @@ def test_recipe_quick_end_to_end(tmp_path):
     # A second run finds every stage complete and only re-exports and re-evaluates.
     assert main(["recipe", "embedded", "--quick", "--out", str(tmp_path / "runs"), "--assets",
                  str(tmp_path / "assets"), "--skip-robustness"]) == 0
-    # --keep-base: the exported base is evaluated, not trained again (its weights stay as they are).
+    # --keep-base: the exported base is evaluated, not trained again (its weights stay as they are);
+    # the copy stage ctc-standard's base starts from is trained by that chain when it is missing.
     before = (tmp_path / "assets" / "base" / "model.safetensors").read_bytes()
     shutil.rmtree(tmp_path / "runs" / "base")
+    for stage in ("base-copy", "base-ctc-standard", "ctc-standard"):
+        shutil.rmtree(tmp_path / "runs" / stage)
     assert main(["recipe", "embedded", "--quick", "--out", str(tmp_path / "runs"), "--assets",
                  str(tmp_path / "assets"), "--skip-robustness", "--keep-base"]) == 0
     assert not (tmp_path / "runs" / "base").exists()
+    assert (tmp_path / "runs" / "base-copy" / "last" / "training.json").is_file()
+    assert (tmp_path / "runs" / "ctc-standard" / "last" / "training.json").is_file()
     assert (tmp_path / "assets" / "base" / "model.safetensors").read_bytes() == before
     assert "base" in json.loads((tmp_path / "assets" / "eval" / "accuracy.json").read_text())

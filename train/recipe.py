@@ -245,12 +245,12 @@ def run(cfg: RecipeConfig) -> int:
         """The stages of one base, in order: copy alone (when the recipe has it), then the mix.
         With `shared_copy` the mix starts from the CE base's copy stage (its chain waits for it)."""
         start, chain = pre / "last", []
-        if recipe.copy_first is not None and shared_copy:
-            start = out / "base-copy" / "last"
-        elif recipe.copy_first is not None:
-            first = out / f"{name}-copy"
-            chain.append(replace(recipe.copy_first, base=str(start), heldout=[str(heldout)], out=str(first),
-                                 **objective, resume=_resume(first)))
+        if recipe.copy_first is not None:
+            # with --keep-base no CE chain trains the shared copy stage: this chain does (CE, as it would)
+            first, own = (out / "base-copy", OBJECTIVES["ce"]) if shared_copy else (out / f"{name}-copy", objective)
+            if not shared_copy or cfg.keep_base:
+                chain.append(replace(recipe.copy_first, base=str(start), heldout=[str(heldout)], out=str(first),
+                                     **own, resume=_resume(first)))
             start = first / "last"
         return chain + [replace(recipe.base, base=str(start), heldout=[str(heldout)], out=str(out / name),
                                 **objective, resume=_resume(out / name))]
