@@ -124,7 +124,8 @@ def test_robustness_cli_quick(tmp_path, tiny_checkpoint, tiny_ctc_checkpoint):
 def test_recipe_quick_end_to_end(tmp_path):
     from train.__main__ import main
 
-    # --jobs 3: the three bases side by side, each a chain of two stages in a process of its own.
+    # QUICK has every stage any recipe has (copy-first's copy stages included), so this covers both.
+    # --jobs 3: the three bases side by side, each a chain of stages in a process of its own.
     assert main(["recipe", "embedded", "--quick", "--out", str(tmp_path / "runs"), "--assets",
                  str(tmp_path / "assets"), "--jobs", "3"]) == 0
     for name in ("base", "ce", "ctc", "ctc-standard"):

@@ -29,7 +29,7 @@ def _startable(chain: list[SFTConfig]) -> bool:
     """A chain starts once the model its first stage trains from exists (a chain whose base is
     another chain's stage waits for that stage; a hub id or any other name is taken as there)."""
     base = Path(chain[0].base)
-    return not base.name == "last" or (base / "training.json").is_file()
+    return base.name != "last" or (base / "training.json").is_file()
 
 
 def run_parallel(chains: dict[str, list[SFTConfig]], jobs: int, out: Path) -> None:
