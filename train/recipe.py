@@ -11,13 +11,13 @@ stopped; a stage interrupted mid-way resumes from its last complete checkpoint):
                 slowest when it shares its steps and the one the demo needs most -> OUT/base-copy
     base        SFT (CE) of that model on the whole mix: the stand-in for LLaDA-8B-Instruct
     export      bfloat16 weights, tokenizer, sampler defaults and a model card -> ASSETS/base
-    base-ctc, base-ctc-standard  (when Recipe.ctc_from_scratch) the base's stages with the CTC
+    base-ctc, base-ctc-standard  (those in Recipe.own_base) the base's stages with the CTC
                 fine-tune's objective instead of CE: same data, steps, schedule and seed
                 (the bases train side by side with --jobs)
     ce          SFT of the released ASSETS/base, CE only                  } same data, steps, seed:
     ctc         SFT of ASSETS/base, CE + 0.1 * CTC, slack-only collapse   } matched runs
     ctc-standard  the same with the standard collapse (merges repeats: the paper's v1 failure)
-                (with ctc_from_scratch each CTC fine-tune starts from its own CTC base instead)
+                (a model in Recipe.own_base starts from its own CTC base instead)
     export      each fine-tune -> ASSETS/<name>, its card measured on the exported weights
     evaluate    held-out CE and accuracy per task family on every held-out prompt with an exact
                 answer, and each model against ce paired on the same prompts -> ASSETS/eval/accuracy.json
@@ -70,7 +70,7 @@ class Recipe:
     # base is but with the fine-tune's CTC objective), not only in the fine-tune: ce and ctc then
     # differ in the objective alone over their whole history. A 1,000-step CTC fine-tune of the CE
     # base lost much of what the base had learned by position (docs/results.md, attempt 4).
-    ctc_from_scratch: bool = False
+    own_base: tuple[str, ...] = ()  # the CTC models trained this way; the others fine-tune the CE base
     # Trained before the base, from the pre-trained model (and before each CTC base, with its
     # objective); the base then starts from it. Copy alone is learned to 100% in 4,000 steps, while
     # mixed in from the start it stayed near 10% for 12,000 (docs/results.md, attempt 6).
@@ -121,7 +121,7 @@ EMBEDDED = Recipe(
     robustness=RobustnessConfig(prompts=200, seeds=[0], gen_length=CANVAS, steps=CANVAS, block_length=CANVAS,
                                 eos_last=True),
     demo_check=DemoCheckConfig(limit=120),  # 20 per exact family: minutes, not the hour all 590 take
-    ctc_from_scratch=True,
+    own_base=("ctc", "ctc-standard"),
 )
 
 # Attempt 6 (docs/results.md), not shipped: every base learns copy alone first, then the whole mix
@@ -138,7 +138,22 @@ COPY_FIRST = replace(
     # failure, shown beside it) shares the CE copy stage, which on 2 cores saves 40 minutes.
     share_ce_copy=("ctc-standard",),
 )
-RECIPES = {"embedded": EMBEDDED, "copy-first": COPY_FIRST}
+
+# Attempt 7 (docs/results.md): one base schedule whose first half is copy alone (attempt 6's study,
+# where copy was learned 100%, stopped its copy run mid-schedule; the recipe's separate copy stage,
+# which decayed to 0 before the mix, did worse), then a mix that gives the stories and reverse the
+# steps attempt 6 lacked, and less to sort and arithmetic, which no run here has learned. ctc-standard
+# (the paper's v1 failure, shown beside ctc) fine-tunes the CE base: two bases fit beside each other
+# on 2 cores, three took an hour longer.
+GENERATE_FOCUS = ["copy"] * 2 + ["reverse"] * 4 + ["sort", "arithmetic"] + ["spell"] * 2 + ["count"] + ["story"] * 2
+COPY_FOCUS = replace(
+    EMBEDDED,
+    base=SFTConfig(generate=GENERATE_FOCUS, focus=["copy"], focus_fraction=0.5, answer_length=CANVAS, steps=8000,
+                   batch_size=32, lr=1e-3, warmup=1, seed=0, max_length=128, weighting="flat", log_every=100,
+                   save_every=500),
+    own_base=("ctc",),
+)
+RECIPES = {"embedded": EMBEDDED, "copy-first": COPY_FIRST, "copy-focus": COPY_FOCUS}
 
 QUICK = Recipe(
     corpus=CorpusConfig(tasks=300, sources=[]),
@@ -153,7 +168,7 @@ QUICK = Recipe(
     accuracy_limit=8,
     robustness=RobustnessConfig(quick=True),
     demo_check=DemoCheckConfig(quick=True),
-    ctc_from_scratch=True,
+    own_base=("ctc", "ctc-standard"),
 )
 
 # What each fine-tune sets on top of Recipe.finetune.
@@ -183,7 +198,8 @@ class RecipeConfig(StageConfig):
 def add_arguments(p: argparse.ArgumentParser) -> None:
     RecipeConfig.set_cli_defaults(p)
     p.add_argument("name", choices=tuple(RECIPES), help="the recipe: embedded = the checkpoints shipped in assets/; "
-                   "copy-first = every base learns copy alone first, then the mix (docs/results.md, attempt 6)")
+                   "copy-first = every base learns copy alone first, then the mix (docs/results.md, attempt 6); "
+                   "copy-focus = one schedule whose first half is copy alone (attempt 7)")
     p.add_argument("--out", help="working directory for every stage (resumable; default runs/NAME)")
     p.add_argument("--assets", help="where the exported checkpoints and evaluation go (default: assets/ for "
                    "embedded, OUT/assets for another recipe, so an experiment never replaces what ships)")
@@ -239,7 +255,7 @@ def run(cfg: RecipeConfig) -> int:
     if cfg.keep_base and not (assets / "base" / "generation_config.json").is_file():
         raise SystemExit(f"--keep-base: no exported base in {assets / 'base'}; run the recipe without it first")
     wanted = [name for name in SFT_MODELS if name in cfg.models]
-    own_base = [name for name in wanted if recipe.ctc_from_scratch and OBJECTIVES[name]["objective"] == "ctc"]
+    own_base = [name for name in wanted if name in recipe.own_base]
 
     def base_chain(name: str, objective: dict, shared_copy: bool = False) -> list[SFTConfig]:
         """The stages of one base, in order: copy alone (when the recipe has it), then the mix.
