@@ -6,6 +6,8 @@ Pure functions from data to `go.Figure`; the app, notebooks and the evaluation c
 
 from __future__ import annotations
 
+import hashlib
+import html
 import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -70,6 +72,70 @@ def commit_grid_figure(grid: CommitGrid, title: str | None = None, height: int |
     if height is not None:
         fig.update_layout(height=height)
     return fig
+
+
+# Plotly's Viridis stops, for drawing it without plotly.
+_VIRIDIS = ("#440154", "#482878", "#3e4989", "#31688e", "#26828e", "#1f9e89", "#35b779", "#6ece58", "#b5de2b",
+            "#fde725")
+
+
+def viridis(v: float) -> str:
+    """The colour of v in [0, 1] on the Viridis scale (linear between its ten stops)."""
+    x = min(max(v, 0.0), 1.0) * (len(_VIRIDIS) - 1)
+    i = min(int(x), len(_VIRIDIS) - 2)
+    a, b = (tuple(int(c[k:k + 2], 16) for k in (1, 3, 5)) for c in _VIRIDIS[i:i + 2])
+    return "#" + "".join(f"{round(p + (q - p) * (x - i)):02x}" for p, q in zip(a, b))
+
+
+def commit_grid_svg(grid: CommitGrid, title: str = "When each position was committed") -> str:
+    """The commit heatmap as a self-contained SVG: what `commit_grid_figure` shows (hover text as
+    each cell's tooltip, displacements as red arrows), on a fixed 0-1 confidence scale so panels
+    compare. The app draws this one: a browser paints it at once, where four plotly heatmaps took
+    about 0.7 s after their data arrived (bench/bench_app.py)."""
+    steps, n = len(grid.z), len(grid.z[0]) if grid.z else 0
+    cell, left, top, bar = 12, 30, 22, 44  # px in the viewBox; the SVG scales to its column
+    width, height = left + n * cell + bar, top + steps * cell + 30
+    tick = max(1, math.ceil(max(n, steps) / 8))
+    uid = "{uid}"  # filled in below from the drawing itself: equal drawings give equal strings
+    out = [f'<svg class="commit-grid" viewBox="0 0 {width} {height}" width="100%" role="img" '
+           f'style="max-width:{2 * width}px;font:10px sans-serif" xmlns="http://www.w3.org/2000/svg">',
+           f'<title>{html.escape(title)}</title>',
+           f'<text x="{left}" y="13" font-size="12" fill="currentColor">{html.escape(title)}</text>',
+           f'<rect x="{left}" y="{top}" width="{n * cell}" height="{steps * cell}" fill="#8881"/>',
+           f'<defs><marker id="{uid}a" markerWidth="6" markerHeight="6" refX="5" refY="3" orient="auto">'
+           '<path d="M0,0 L6,3 L0,6 z" fill="#d62728"/></marker>'
+           f'<linearGradient id="{uid}c" x1="0" y1="1" x2="0" y2="0">'
+           + "".join(f'<stop offset="{k / (len(_VIRIDIS) - 1):.3f}" stop-color="{c}"/>' for k, c in enumerate(_VIRIDIS))
+           + '</linearGradient></defs>']
+    for s, (row, labels) in enumerate(zip(grid.z, grid.text)):
+        for p, v in enumerate(row):
+            if v is not None:
+                out.append(f'<rect x="{left + p * cell + 0.5}" y="{top + s * cell + 0.5}" width="{cell - 1}" '
+                           f'height="{cell - 1}" fill="{viridis(v)}"><title>{html.escape(labels[p])}</title></rect>')
+    for s, source, target in grid.arrows:
+        y = top + s * cell + cell / 2
+        out.append(f'<line x1="{left + source * cell + cell / 2}" y1="{y}" x2="{left + target * cell + cell / 2}" '
+                   f'y2="{y}" stroke="#d62728" stroke-width="2" marker-end="url(#{uid}a)"/>')
+    for p in range(0, n, tick):
+        out.append(f'<text x="{left + p * cell + cell / 2}" y="{top + steps * cell + 10}" text-anchor="middle" '
+                   f'fill="currentColor">{p}</text>')
+    for s in range(0, steps, tick):
+        out.append(f'<text x="{left - 4}" y="{top + s * cell + cell / 2 + 3}" text-anchor="end" '
+                   f'fill="currentColor">{s}</text>')
+    x_bar = left + n * cell + 12
+    out += [f'<text x="{left + n * cell / 2}" y="{height - 4}" text-anchor="middle" fill="currentColor">'
+            'response position</text>',
+            f'<text transform="translate(9 {top + steps * cell / 2}) rotate(-90)" text-anchor="middle" '
+            'fill="currentColor">step</text>',
+            f'<rect x="{x_bar}" y="{top}" width="8" height="{steps * cell}" fill="url(#{uid}c)"/>',
+            f'<text x="{x_bar + 11}" y="{top + 7}" fill="currentColor">1</text>',
+            f'<text x="{x_bar + 11}" y="{top + steps * cell}" fill="currentColor">0</text>',
+            f'<text transform="translate({x_bar + 27} {top + steps * cell / 2}) rotate(90)" text-anchor="middle" '
+            'fill="currentColor">confidence</text>',
+            '</svg>']
+    svg = "".join(out)
+    # ids unique per drawing: on a page of several, a hidden one's defs would draw nothing
+    return svg.replace("{uid}", "cg" + hashlib.sha1(svg.encode()).hexdigest()[:10])
 
 
 def commit_heatmap(trace: Trace, token_text: Callable[[int], str] | None = None, title: str | None = None) -> go.Figure:

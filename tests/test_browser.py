@@ -76,7 +76,7 @@ def test_run_scrub_shift_and_figures_in_a_browser(page, app_url, tmp_path):
     page.wait_for_function("document.querySelector('#status')?.innerText.startsWith('done')", timeout=30_000)
     for name in ("base", "ce", "ctc"):
         assert len(canvas_states(page, f"#canvas-{name}")) == 16
-        page.wait_for_selector(f"#heatmap-{name} .js-plotly-plot", timeout=15_000)
+        page.wait_for_selector(f"#heatmap-{name} svg.commit-grid", timeout=15_000)
 
     # Scrub back: the canvas shows the recorded step, with masks again.
     step, pos = None, None
@@ -104,7 +104,7 @@ def test_run_scrub_shift_and_figures_in_a_browser(page, app_url, tmp_path):
     page.wait_for_function("document.querySelector('#shift-status')?.innerText.startsWith('re-ran')", timeout=30_000)
     moved = page.locator(f'#shifted-base [data-pos="{pos + 1}"]')
     assert "mv-moved" in moved.get_attribute("class") and moved.inner_text().startswith("→")
-    page.wait_for_selector("#sheatmap-base .js-plotly-plot", timeout=15_000)
+    page.wait_for_selector("#sheatmap-base svg.commit-grid", timeout=15_000)
 
     # Playback from the recorded traces: Play runs to the last step; the arrow keys step it.
     page.get_by_role("button", name="▶ Play").click()
@@ -156,7 +156,7 @@ def test_run_scrub_shift_and_figures_in_a_browser(page, app_url, tmp_path):
     page.wait_for_function("document.querySelector('#import-status')?.innerText.includes('replaying a trace of ce')",
                            timeout=20_000)
     page.wait_for_selector("#import-canvas .mv-canvas", timeout=10_000)
-    page.wait_for_selector("#import-heatmap .js-plotly-plot", timeout=10_000)
+    page.wait_for_selector("#import-heatmap svg.commit-grid", timeout=10_000)
     bad = tmp_path / "bad.json"
     bad.write_text('{"format": "something else"}')
     page.locator("#trace-upload button[aria-label='Clear']").first.click() if page.locator(

@@ -44,10 +44,32 @@ def test_equal_decodes_share_one_heatmap_figure_and_different_ones_do_not(tiny_m
     assert heatmap(again, "ce: commit step") is first
     assert heatmap(again, "ctc: commit step") is not first  # the title is part of the figure
     other = heatmap(shifted, "ce: commit step")
-    assert other is not first and len(other.layout.annotations) == len(shifted.displacements)
-    direct = figures.commit_heatmap(shifted, token_text=shifted.token_text, title="ce: commit step")
-    assert cells(other.data[0].z) == cells(direct.data[0].z)
-    assert list(map(list, other.data[0].text)) == list(map(list, direct.data[0].text))
+    assert other is not first and other.count("<line ") == len(shifted.displacements)
+
+
+def test_commit_svg_draws_what_the_plotly_heatmap_draws(tiny_model):
+    """The app's SVG heatmap: one coloured cell per commit, at its step and position, with the same
+    hover text as the plotly figure (escaped), one arrow per displacement, a 0-1 confidence scale."""
+    import re
+    from html import unescape
+
+    g = mv.generate(tiny_model, torch.tensor([[10, 11, 12]]), steps=8, gen_length=16, block_length=8,
+                    record_trace=True, interventions=[mv.RandomShifts(0.2, seed=1)])
+    tr = g.trace
+    grid = figures.commit_grid(tr, lambda t: f"<t{t}>")
+    svg = figures.commit_grid_svg(grid, "ce & co")
+    cellsvg = re.findall(r'<rect x="([\d.]+)" y="([\d.]+)" width="11" height="11" fill="(#[0-9a-f]{6})">'
+                         r"<title>([^<]*)</title></rect>", svg)
+    want = [(s, p, v, text) for s, (row, texts) in enumerate(zip(grid.z, grid.text))
+            for p, (v, text) in enumerate(zip(row, texts)) if v is not None]
+    assert len(cellsvg) == len(want) == sum(len(s.positions) for s in tr.steps)
+    for (x, y, colour, title), (s, p, v, text) in zip(cellsvg, want):
+        assert (float(x), float(y)) == (30 + p * 12 + 0.5, 22 + s * 12 + 0.5)
+        assert colour == figures.viridis(v) and unescape(title) == text and "<t" in text
+    assert svg.count("<line ") == len(tr.displacements) > 0
+    assert "ce &amp; co" in svg and "ce & co" not in svg
+    assert figures.viridis(0.0) == "#440154" and figures.viridis(1.0) == "#fde725"
+    assert figures.viridis(-3) == "#440154" and figures.viridis(0.5) not in ("#440154", "#fde725")
 
 
 def test_alignment_heatmap_draws_the_posterior_and_the_viterbi_path():

@@ -26,16 +26,16 @@ def message_html(text: str) -> str:
     return f'<div class="mv-error">⚠ {html.escape(text)}</div>'
 
 
-def heatmap(trace: mv.Trace, title: str):
-    """The commit heatmap of a decode. Visitors with the same decode (a class on one preset) get
-    the same figure object, built once: plotly's validation was the largest cost in the server
-    with thirty visitors on one preset. Never mutate what this returns."""
-    return _shared_figure(figures.commit_grid(trace, trace.token_text), title)
+def heatmap(trace: mv.Trace, title: str) -> str:
+    """The commit heatmap of a decode, as SVG for a `gr.HTML` (the browser paints it at once; four
+    plotly heatmaps took about 0.7 s to draw after their data arrived). Visitors with the same
+    decode (a class on one preset) share the string, built once."""
+    return _shared_svg(figures.commit_grid(trace, trace.token_text), title)
 
 
 @functools.lru_cache(maxsize=64)
-def _shared_figure(grid: figures.CommitGrid, title: str):
-    return figures.commit_grid_figure(grid, title, height=320)
+def _shared_svg(grid: figures.CommitGrid, title: str) -> str:
+    return figures.commit_grid_svg(grid, title)
 
 
 def render_step(view: DecodeView, panel: Panel, session: Session, step: int) -> dict:
@@ -55,10 +55,17 @@ def render_step(view: DecodeView, panel: Panel, session: Session, step: int) -> 
     return out
 
 
+def hidden_shift_values(panel: Panel) -> dict:
+    """The shift views' values when hidden: what `hidden_shift_views` sets, as plain values (a
+    component update costs Gradio a new component; a value does not)."""
+    return {panel.shifted_canvas: "", panel.shift_summary: "", panel.shifted_answer: "", panel.shifted_heatmap: "",
+            panel.difference: None}
+
+
 def hidden_shift_views(panel: Panel) -> dict:
     return {panel.shifted_canvas: "", panel.shift_summary: "",
             panel.shifted_answer: gr.Textbox(value="", visible=False),
-            panel.shifted_heatmap: gr.Plot(value=None, visible=False),
+            panel.shifted_heatmap: gr.HTML(value="", visible=False),
             panel.difference: gr.Plot(value=None, visible=False)}
 
 
@@ -74,16 +81,19 @@ def answer_text(trace: mv.Trace, models: dict[str, LoadedModel]) -> str:
     return "".join(trace.token_text(t) for t in trace.response()).strip()
 
 
-def clean_views(view: DecodeView, session: Session, models: dict[str, LoadedModel]) -> dict:
-    """Every panel drawn from the session's clean runs at the last step."""
+def clean_views(view: DecodeView, session: Session, models: dict[str, LoadedModel], step: int | None = None,
+                hide=hidden_shift_views) -> dict:
+    """Every panel drawn from the session's clean runs at `step` (default: the last), the shift
+    views hidden by `hide` (`hidden_shift_values` where they are hidden already)."""
     out = {}
+    step = session.last_step if step is None else step
     for p in view.panels:
         tr = session.clean.get(p.name)
-        out.update(hidden_shift_views(p))
+        out.update(hide(p))
         if tr is None:
-            out.update({p.canvas: message_html("not in this decode"), p.answer: "", p.raw: "", p.heatmap: None})
+            out.update({p.canvas: message_html("not in this decode"), p.answer: "", p.raw: "", p.heatmap: ""})
             continue
-        out.update(render_step(view, p, session, session.last_step))
+        out.update(render_step(view, p, session, step))
         out[p.answer] = answer_text(tr, models)
         out[p.raw] = viewer.raw_canvas_text(tr, tr.token_text)
         out[p.heatmap] = heatmap(tr, f"{p.name}: commit step")
@@ -106,7 +116,7 @@ def shifted_views(view: DecodeView, session: Session, step: int, models: dict[st
         out[panel.shifted_answer] = gr.Textbox(value=answer_text(tr, models), visible=True)
         out[panel.difference] = gr.Plot(value=figures.difference_map_figure(clean, tr, f"{n}: the cascade"),
                                         visible=True)
-        out[panel.shifted_heatmap] = gr.Plot(value=heatmap(tr, f"{n} with the shift"), visible=True)
+        out[panel.shifted_heatmap] = gr.HTML(value=heatmap(tr, f"{n} with the shift"), visible=True)
     out[view.edit_plot] = figures.edit_distance_figure(series, shift_steps=at) if series else None
     return out
 

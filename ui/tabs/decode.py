@@ -21,7 +21,8 @@ from mdlm_viz import viewer
 from mdlm_viz.sampling import REMASKING
 
 from ..decoding import SeededDecode, interleave
-from ..drawing import answer_text, heatmap, hidden_shift_views, message_html, render_step, shifted_views
+from ..drawing import (answer_text, clean_views, heatmap, hidden_shift_values, hidden_shift_views, message_html,
+                       render_step, shifted_views)
 from ..finder import find_revealing
 from ..session import AppContext, Session
 from ..settings import (LIMITS, PRESETS, UserError, as_choice, as_int, as_number, check_prompt,
@@ -187,15 +188,14 @@ def layout(ctx: AppContext) -> DecodeView:
                     answer = gr.Textbox(label="answer (<slack> stripped)", interactive=False, lines=2,
                                         elem_id=f"answer-{name}")
                     raw = gr.Textbox(label="raw canvas", interactive=False, lines=2)
-                hm = gr.Plot(label="commit step × position", elem_id=f"heatmap-{name}")
+                hm = gr.HTML("", elem_id=f"heatmap-{name}", elem_classes=["mv-heatmap"])
                 shifted_canvas = gr.HTML("", js_on_load=PICK_JS, elem_id=f"shifted-{name}")
                 summary = gr.Markdown("", elem_id=f"summary-{name}")
                 shifted_answer = gr.Textbox(label="answer with the shift", interactive=False, lines=2,
                                             visible=False, elem_id=f"shifted-answer-{name}")
                 difference = gr.Plot(label="the cascade: where the shifted run differs", visible=False,
                                      elem_id=f"difference-{name}")
-                shifted_hm = gr.Plot(label="with the shift: commit step × position", elem_id=f"sheatmap-{name}",
-                                     visible=False)
+                shifted_hm = gr.HTML("", elem_id=f"sheatmap-{name}", elem_classes=["mv-heatmap"], visible=False)
                 panels.append(Panel(name, canvas, answer, raw, hm, shifted_canvas, summary, shifted_answer,
                                     shifted_hm, difference))
     with gr.Accordion("Divergence per step (edit distance of the committed text)", open=False):
@@ -209,33 +209,36 @@ def layout(ctx: AppContext) -> DecodeView:
 
 # ----------------------------------------------------------------------------- handlers
 def stream_frames(ctx: AppContext, view: DecodeView, decodes: dict[str, SeededDecode], canvas_of, status_comp,
-                  label: str, pending: dict):
+                  label: str, first: dict, steady: dict):
     """Page updates while `decodes` run, paced by `ctx.pacer` (at most ten a second, fewer when
-    many visitors stream) and built only when sent (frames without tooltips); returns
-    {model: error message} and the updates not sent yet."""
+    many visitors stream) and built only when sent (frames without tooltips). `first` goes out
+    with the first frame; every frame then carries `steady` and the latest canvas of every model,
+    so that each frame gives every output a value: for an output left out, Gradio builds a new
+    component (a copy of its config) on every frame, which was most of a frame's cost with forty
+    outputs. Returns {model: error message} and the updates not sent yet (with `steady` in them)."""
     with ctx.pacer.streaming():
-        return (yield from _frames(ctx, view, decodes, canvas_of, status_comp, label, pending))
+        return (yield from _frames(ctx, view, decodes, canvas_of, status_comp, label, {**steady, **first}, steady))
 
 
 def _frames(ctx: AppContext, view: DecodeView, decodes: dict[str, SeededDecode], canvas_of, status_comp,
-            label: str, pending: dict):
-    errors, last, fresh = {}, 0.0, {}
+            label: str, pending: dict, steady: dict):
+    errors, last, fresh, canvases = {}, 0.0, {}, {}
     for n, step, err in interleave(decodes):
         if err is not None:
             errors[n] = err
-            pending[canvas_of(view.by_name[n])] = message_html(err)
+            canvases[canvas_of(view.by_name[n])] = message_html(err)
         elif step is not None:
             fresh[n] = step.index
         if fresh and time.perf_counter() - last >= ctx.pacer.interval():
             for m, i in fresh.items():
                 d = decodes[m]
                 where = f"step {i + 1}/{d.settings.steps}"
-                pending[canvas_of(view.by_name[m])] = viewer.canvas_html(
+                canvases[canvas_of(view.by_name[m])] = viewer.canvas_html(
                     d.live, i, ctx.models[m].token_text, caption=f"{label}{where}", hover=False, replay=d.replay)
                 pending[status_comp] = f"{label}**{m}** {where}"
-            yield pending
-            last, pending, fresh = time.perf_counter(), {}, {}
-    return errors, pending
+            yield {**pending, **canvases}
+            last, pending, fresh = time.perf_counter(), dict(steady), {}
+    return errors, {**pending, **canvases}
 
 
 def problems_of(errors: dict) -> str:
@@ -277,17 +280,22 @@ def run(ctx: AppContext, view: DecodeView, prompt_text, chosen_names, gen_length
         yield {view.status: f"⚠ {err}"}
         return
     decodes = {n: ctx.decode(n, prompt_ids[n], settings) for n in run_names}
-    cleared = {view.edit_plot: None, view.shift_status: ""}  # a shift found for the last decode is not this one's
-    if shown is not None and shown.shifted:
-        cleared[view.candidates] = gr.Radio(choices=[], value=None, visible=False)
+    # Every output but the state gets a value in every frame (see stream_frames); the shift views
+    # a found shift made visible are hidden once, in the first frame.
+    steady = {view.edit_plot: None, view.shift_status: "", view.candidates: None, view.step_slider: 0}
+    first = {}
+    if shown is not None and shown.shifted:  # a shift found for the last decode is not this one's
+        first[view.candidates] = gr.Radio(choices=[], value=None, visible=False)
     for p in view.panels:
-        cleared.update({p.heatmap: None, p.answer: "", p.raw: "", p.shifted_canvas: "", p.shift_summary: ""})
+        steady.update({p.heatmap: "", p.answer: "", p.raw: "", **hidden_shift_values(p)})
         if shown is not None and shown.shifted:
-            cleared.update(hidden_shift_views(p))
+            first.update(hidden_shift_views(p))
         if p.name not in run_names:
-            cleared[p.canvas] = message_html("not run (unticked)")
+            steady[p.canvas] = message_html("not run (unticked)")
+        else:
+            steady[p.canvas] = ""  # until its first step
     errors, final = yield from stream_frames(ctx, view, decodes, lambda p: p.canvas, view.status, "decoding… ",
-                                             cleared)
+                                             first, steady)
     traces = {n: d.trace for n, d in decodes.items() if n not in errors}
     session = Session(text, settings, traces, {n: prompt_ids[n] for n in traces})
     for n in traces:
@@ -319,6 +327,8 @@ def show_step(view: DecodeView, step, session: Session | None) -> dict:
         return {view.status: f"⚠ {err}"}
     out = {}
     for p in view.panels:
+        if not session.shifted:  # a value for every canvas: Gradio builds a component for each left out
+            out[p.shifted_canvas] = ""
         out.update(render_step(view, p, session, step_i))
     return out
 
@@ -371,12 +381,16 @@ def pick(view: DecodeView, name: str, evt: gr.EventData, step, session: Session 
 
 
 def rerun_with(ctx: AppContext, view: DecodeView, interventions, what: str, slider, session: Session,
-               extra: str | None = None):
+               extra: str | None = None, steady_extra: dict | None = None):
     """Every model of the last decode again, same seed, with `interventions`; streams the shifted
-    canvases, then draws the shifted answers, summaries, cascade maps and divergence."""
+    canvases, then draws the shifted answers, summaries, cascade maps and divergence. The clean
+    views are sent again as they are (values, so every frame fills every output: stream_frames)."""
     decodes = {n: ctx.decode(n, session.prompt_ids[n], session.settings, interventions) for n in session.clean}
+    clean = Session(session.prompt, session.settings, session.clean, session.prompt_ids)
+    steady = {view.edit_plot: None, **(steady_extra or {}),
+              **clean_views(view, clean, ctx.models, clean.clamp(slider), hide=hidden_shift_values)}
     errors, final = yield from stream_frames(ctx, view, decodes, lambda p: p.shifted_canvas, view.shift_status,
-                                             "with the shift: ", {})
+                                             "with the shift: ", {}, steady)
     shifted = {n: d.trace for n, d in decodes.items() if n not in errors}
     new = Session(session.prompt, session.settings, session.clean, session.prompt_ids, shifted, what)
     for n, err in errors.items():
@@ -430,7 +444,7 @@ def find_shift(ctx: AppContext, view: DecodeView, slider, session):
         return
     last = None
     for frame in rerun_with(ctx, view, [mv.ShiftAtCommit(found.best)], commit_shift_words(found.best), slider,
-                            session, extra=found.message):
+                            session, extra=found.message, steady_extra={view.candidates: None}):
         if last is not None:
             yield last
         last = frame  # the last frame also fills the list of candidates
@@ -453,8 +467,12 @@ def wire(ctx: AppContext, view: DecodeView) -> None:
     bind = functools.partial
     run_inputs = [view.prompt, view.chosen, *view.settings, view.state]  # the state: not an API parameter
     run_fn = on_gpu(bind(run, ctx, view))
-    view.run_btn.click(run_fn, run_inputs, view.run_outputs(), api_name="run")
-    view.prompt.submit(run_fn, run_inputs, view.run_outputs(), api_visibility="private")
+    # Progress shows on the status line only: Gradio's default covers every output (about forty here)
+    # with a ticking overlay, and redrawing those kept the browser busy on the cores the decode needs.
+    quiet = dict(show_progress="minimal", show_progress_on=view.status)
+    shift_quiet = dict(show_progress="minimal", show_progress_on=view.shift_status)
+    view.run_btn.click(run_fn, run_inputs, view.run_outputs(), api_name="run", **quiet)
+    view.prompt.submit(run_fn, run_inputs, view.run_outputs(), api_visibility="private", **quiet)
     view.preset.change(lambda p: p or gr.skip(), view.preset, view.prompt, api_visibility="private")
 
     view.step_slider.input(bind(show_step, view), [view.step_slider, view.state], view.canvas_outputs(),
@@ -478,8 +496,8 @@ def wire(ctx: AppContext, view: DecodeView) -> None:
 
     view.shift_btn.click(on_gpu(bind(run_shift, ctx, view)),
                          [view.shift_mode, view.shift_step, view.shift_pos, view.direction, view.strength,
-                          view.step_slider, view.state], view.shift_outputs(), api_name="shift")
+                          view.step_slider, view.state], view.shift_outputs(), api_name="shift", **shift_quiet)
     view.find_btn.click(on_gpu(bind(find_shift, ctx, view)), [view.step_slider, view.state],
-                        view.shift_outputs() + [view.candidates], api_name="find_shift")
+                        view.shift_outputs() + [view.candidates], api_name="find_shift", **shift_quiet)
     view.candidates.input(on_gpu(bind(apply_candidate, ctx, view)), [view.candidates, view.step_slider, view.state],
-                          view.shift_outputs(), api_visibility="private")
+                          view.shift_outputs(), api_visibility="private", **shift_quiet)

@@ -19,6 +19,7 @@ from .. import components as ui_components
 from mdlm_viz import figures, viewer
 from mdlm_viz.trace import Trace
 
+from ..drawing import heatmap
 from ..session import AppContext, Session
 from ..settings import UserError, as_number
 
@@ -53,7 +54,7 @@ def layout() -> ExportView:
     import_step = ui_components.Slider(0, 1, value=0, step=1, label="step", elem_id="import-step")
     import_canvas = gr.HTML("", elem_id="import-canvas")
     import_answer = gr.Textbox(label="answer (<slack> stripped)", interactive=False, elem_id="import-answer")
-    import_heatmap = gr.Plot(label="commit step × position", elem_id="import-heatmap")
+    import_heatmap = gr.HTML("", elem_id="import-heatmap", elem_classes=["mv-heatmap"])
     return ExportView(export_btn, files, upload, import_status, import_step, import_canvas, import_answer,
                       import_heatmap, gr.State(None))
 
@@ -131,7 +132,7 @@ def import_trace(view: ExportView, path) -> dict:
         trace = read_trace_upload(path)
     except UserError as err:
         return {view.import_status: f"⚠ {err}", view.imported: None, view.import_canvas: "",
-                view.import_answer: "", view.import_heatmap: None}
+                view.import_answer: "", view.import_heatmap: ""}
     last = len(trace.steps) - 1
     who = trace.model or "a model not named in the file"
     words = "" if trace.token_texts else " (no token texts recorded: tokens show as #id)"
@@ -141,8 +142,7 @@ def import_trace(view: ExportView, path) -> dict:
                                     f"positions, {len(trace.displacements)} shift(s){words}. Move the slider.",
                 view.import_step: gr.Slider(minimum=0, maximum=max(last, 1), value=last),
                 view.import_answer: "".join(trace.token_text(t) for t in trace.response()).strip(),
-                view.import_heatmap: figures.commit_heatmap(trace, token_text=trace.token_text,
-                                                            title=f"{who}: commit step")})
+                view.import_heatmap: heatmap(trace, f"{who}: commit step")})
     return out
 
 
