@@ -77,6 +77,15 @@ class TracedLM:
         return MaskedLMOutput(logits=logits)
 
 
+def load_for_inference(ref, **kwargs):
+    """`load_checkpoint(ref)` in float32 with its model `for_inference` (evaluation, the app)."""
+    from .checkpoint import load_checkpoint
+
+    ck = load_checkpoint(ref, dtype=torch.float32, **kwargs)
+    ck.model = for_inference(ck.model)
+    return ck
+
+
 def for_inference(model):
     """`TracedLM(model)` when it applies (see the module docstring), else `model` unchanged."""
     from .modeling_llada import LLaDAModelLM

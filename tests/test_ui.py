@@ -304,8 +304,10 @@ def test_a_decode_rehides_only_what_the_page_shows_and_resizes_the_slider_only_w
     assert fresh[view.step_slider] == session.last_step == steps - 1
     assert fresh[panel.answer] and fresh[panel.heatmap].startswith("<svg")
 
-    shifted = list(decode.run_shift(ctx, view, "random shifts", 0, 0, decode.DIRECTIONS[0], 0.25, steps - 1,
-                                    session))[-1]
+    frames = list(decode.run_shift(ctx, view, "random shifts", 0, 0, decode.DIRECTIONS[0], 0.25, steps - 1,
+                                   session))
+    assert all(set(f) | {view.state} == set(view.shift_outputs()) for f in frames)  # a value for every output
+    shifted = frames[-1]
     assert shifted[panel.shifted_heatmap].visible and shifted[view.state].shifted
     again, _ = run(shifted[view.state])
     assert again[panel.shifted_heatmap].visible is False and again[panel.shifted_answer].visible is False

@@ -20,6 +20,7 @@ import torch
 
 import mdlm_viz as mv
 from mdlm_viz import reveal
+from mdlm_viz.inference import load_for_inference
 from mdlm_viz.references import parse_named_refs
 from mdlm_viz.robustness import select_prompts
 
@@ -64,7 +65,7 @@ def run(cfg: DemoCheckConfig) -> int:
     specs = cfg.models
     if len(specs) != 2:
         raise ValueError("--models takes two different names: the baseline, then the candidate")
-    models = {name: tuple(mv.load_checkpoint(path, dtype=torch.float32)) for name, path in specs.items()}
+    models = {name: tuple(load_for_inference(path)) for name, path in specs.items()}
     baseline, candidate = specs
     facts = models[baseline][2]
     sampler = {"steps": 48, "gen_length": 48, "block_length": 48, **facts.defaults}

@@ -24,6 +24,7 @@ import torch
 
 import mdlm_viz as mv
 from mdlm_viz import robustness as rb
+from mdlm_viz.inference import load_for_inference
 from mdlm_viz.references import parse_named_refs
 from mdlm_viz.figures import robustness_figure
 from mdlm_viz.report import comparison_table, markdown_table
@@ -116,12 +117,12 @@ def run(cfg: RobustnessConfig) -> int:
                                slack_bias=cfg.slack_bias, eos_last=cfg.eos_last)
         n = cfg.prompts
     prompts = rb.select_prompts(load_prompts(cfg.data), n)
-    checkpoints = {name: tuple(mv.load_checkpoint(path, dtype=torch.float32)) for name, path in specs.items()}
+    checkpoints = {name: tuple(load_for_inference(path)) for name, path in specs.items()}
     judge_name = cfg.judge or ("base" if "base" in checkpoints else next(iter(checkpoints)))
     if judge_name in checkpoints:
         judge = checkpoints[judge_name]
     elif Path(judge_name).is_dir():  # a checkpoint that judges without being swept itself
-        judge = tuple(mv.load_checkpoint(judge_name, dtype=torch.float32))
+        judge = tuple(load_for_inference(judge_name))
     else:
         raise ValueError(f"--judge {judge_name!r} is neither one of --models ({', '.join(checkpoints)}) "
                          "nor a checkpoint directory")
