@@ -234,6 +234,8 @@ def test_every_endpoint_answers_bad_values_with_a_message(client):
     for value in BAD_VALUES[:4]:
         assert client.predict("one token", value, 0, "right →", 0.05, 0, api_name="/shift")[0].startswith("⚠")
         assert client.predict("one token", 0, 0, "sideways", 0.05, 0, api_name="/shift")[0].startswith("⚠")
+        if value is not None:  # the step slider: no step is step 0
+            assert client.predict("one token", 0, 0, "right →", 0.05, value, api_name="/shift")[0].startswith("⚠")
         shown = client.predict(value, api_name="/show_step")
         if value is None:  # no step: the first one is shown
             assert 'data-step="0"' in shown[1], shown[0]

@@ -294,6 +294,9 @@ def test_a_decode_rehides_only_what_the_page_shows_and_resizes_the_slider_only_w
         outs = list(decode.run(ctx, view, "copy : the cat", ["ce"], 16, n_steps, 16, "low_confidence", 0, 0, 0, 0.0,
                                shown))
         assert len(outs) > 1 and all(set(out) | {view.state} == outputs for out in outs)
+        # the event skips Gradio's postprocessing: every value is one the page takes as it is
+        assert all(isinstance(v, (str, int, float, type(None), gr.components.Component)) or k is view.state
+                   for out in outs for k, v in out.items())
         later = [c for out in outs[1:-1] for c, v in out.items() if isinstance(v, gr.components.Component)]
         assert not later  # what is hidden stays hidden with plain values
         return {**outs[0], **{k: v for k, v in outs[-1].items() if not isinstance(outs[0].get(k), gr.Component)

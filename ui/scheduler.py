@@ -129,7 +129,7 @@ class BatchScheduler:
     per core with one torch thread each: a 4-model decode on 2 cores costs about half the
     sequential compute; on a GPU, 1)."""
 
-    def __init__(self, window_s: float = 0.02, max_batch: int = 64, parallel: int = 1, max_wait_s: float = 2.0):
+    def __init__(self, window_s: float = 0.005, max_batch: int = 64, parallel: int = 1, max_wait_s: float = 2.0):
         self.window_s, self.max_batch, self.max_wait_s = window_s, max_batch, max_wait_s
         self.slots = threading.Semaphore(max(1, parallel))
         self.batches_run = 0  # how many batched decodes ran (the tests and the bench read it)

@@ -414,6 +414,7 @@ def live_session(ctx: AppContext, session: Session | None) -> Session:
 def run_shift(ctx: AppContext, view: DecodeView, mode, step, pos, direction, strength, slider, session):
     try:
         session = live_session(ctx, session)
+        slider = as_int(slider or 0, "step")
         if as_choice(mode, "intervention", ("one token", "random shifts")) == "random shifts":
             r = as_number(strength, "strength", float)
             interventions = [mv.RandomShifts(strength=r, seed=session.settings.seed)]
@@ -438,6 +439,7 @@ def find_shift(ctx: AppContext, view: DecodeView, slider, session):
     """Try the comparable shift at every answer position for a CE and a CTC model (batched,
     greedy), apply the most revealing one to every model, and list the next ones."""
     try:
+        slider = as_int(slider or 0, "step")
         found = find_revealing(ctx.models, session, ctx.answers)
     except UserError as err:
         yield {view.shift_status: f"⚠ {err}", view.candidates: gr.Radio(choices=[], value=None, visible=False)}
@@ -455,7 +457,7 @@ def find_shift(ctx: AppContext, view: DecodeView, slider, session):
 def apply_candidate(ctx: AppContext, view: DecodeView, pos, slider, session):
     try:
         session = live_session(ctx, session)
-        pos = as_int(pos, "position")
+        pos, slider = as_int(pos, "position"), as_int(slider or 0, "step")
     except UserError as err:
         yield {view.shift_status: f"⚠ {err}"}
         return
@@ -469,8 +471,11 @@ def wire(ctx: AppContext, view: DecodeView) -> None:
     run_fn = on_gpu(bind(run, ctx, view))
     # Progress shows on the status line only: Gradio's default covers every output (about forty here)
     # with a ticking overlay, and redrawing those kept the browser busy on the cores the decode needs.
-    quiet = dict(show_progress="minimal", show_progress_on=view.status)
-    shift_quiet = dict(show_progress="minimal", show_progress_on=view.shift_status)
+    # A decode's outputs are plain strings, numbers and None as the page takes them (tested), so
+    # Gradio's per-output postprocessing, a thread hop for each of forty outputs on every frame, is
+    # skipped.
+    quiet = dict(show_progress="minimal", show_progress_on=view.status, postprocess=False)
+    shift_quiet = dict(show_progress="minimal", show_progress_on=view.shift_status)  # its plots need postprocessing
     view.run_btn.click(run_fn, run_inputs, view.run_outputs(), api_name="run", **quiet)
     view.prompt.submit(run_fn, run_inputs, view.run_outputs(), api_visibility="private", **quiet)
     view.preset.change(lambda p: p or gr.skip(), view.preset, view.prompt, api_visibility="private")
