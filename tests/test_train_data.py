@@ -355,7 +355,7 @@ def test_exported_lineage_carries_no_machine_paths(tmp_path, monkeypatch):
 def test_recipes_differ_only_where_the_attempt_says():
     """`embedded` is what ships in assets/ (a single base stage); `copy-first` (attempt 6) adds a copy
     stage before a shorter base, everything else shared, and never exports over assets/ by default."""
-    from dataclasses import fields
+    from dataclasses import fields, replace
 
     from train.__main__ import build_parser
     from train.recipe import RECIPES
@@ -368,5 +368,8 @@ def test_recipes_differ_only_where_the_attempt_says():
     changed = {f.name for f in fields(embedded) if getattr(embedded, f.name) != getattr(focus, f.name)}
     assert changed == {"base", "own_base"}
     assert focus.base.focus == ["copy"] and focus.base.focus_fraction == 0.5 and focus.own_base == ("ctc",)
+    story = RECIPES["copy-story"]  # attempt 8: attempt 7 with a story share in the copy half
+    assert {f.name for f in fields(focus) if getattr(focus, f.name) != getattr(story, f.name)} == {"base"}
+    assert story.base.focus == ["copy"] * 3 + ["story"] and replace(story.base, focus=["copy"]) == focus.base
     args = build_parser().parse_args(["recipe", "copy-first"])
     assert args.name == "copy-first" and args.assets == "" and args.out == ""
