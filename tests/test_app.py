@@ -260,3 +260,10 @@ def test_simultaneous_visitors_all_finish_with_their_solo_answers(client):
         assert final[0].startswith("done"), final[0]
         answers = [o for o in final if isinstance(o, str) and "mv-canvas" not in o]
         assert answers == [o for o in solo[p] if isinstance(o, str) and "mv-canvas" not in o]
+
+
+def test_ready_says_whether_the_models_are_loaded(client):
+    """`/ready`: a classroom tool waits on it before `/run` (and it opens the session, as a page load does)."""
+    state = client.predict(api_name="/ready")
+    assert state["ready"] is True and state["models"] == ["base", "ce", "ctc"], state
+    assert "Decode" in state["status"]

@@ -319,3 +319,31 @@ def test_a_decode_rehides_only_what_the_page_shows_and_resizes_the_slider_only_w
 
     longer, _ = run(session, n_steps=steps + 4)
     assert isinstance(longer[view.step_slider], gr.Slider) and longer[view.step_slider].maximum == steps + 3
+
+
+def test_the_page_is_built_from_components_whose_config_is_gradios(tiny_checkpoint):
+    """Every block but those Gradio adds (Forms, gr.api's) and gr.HTML comes from ui.components, whose classes
+    carry their constructor's signature (computed once) and give Gradio's own config."""
+    import inspect
+
+    import gradio as gr
+
+    from ui import components
+    from ui.models import load_models
+    from ui.page import build_app
+
+    demo = build_app(load_models({"ce": str(tiny_checkpoint)}))
+    ours = {cls for cls in vars(components).values() if isinstance(cls, type) and cls.__module__ == components.__name__
+            and issubclass(cls, gr.blocks.Block)}
+    plain = {type(b).__name__ for b in demo.blocks.values() if type(b) not in ours}
+    assert plain <= {"Form", "HTML", "Api"}, plain  # Api: the block gr.api adds for /ready
+    for cls in ours:
+        gradio_cls = next(c for c in cls.__mro__[1:] if c.__module__.startswith("gradio."))
+        assert cls.__init__.__signature__ == inspect.signature(gradio_cls.__init__), cls
+    args = dict(value="x", label="a label", elem_id="t", lines=2)
+    mine, theirs = components.Textbox(**args, render=False), gr.Textbox(**args, render=False)
+    drop = ("component_class_id",)
+    assert ({k: v for k, v in mine.get_config().items() if k not in drop}
+            == {k: v for k, v in theirs.get_config().items() if k not in drop})
+    positional = components.Markdown("## positional", render=False)  # Gradio maps positional arguments too
+    assert positional.value == "## positional" and positional._constructor_args[0]["value"] == "## positional"

@@ -55,28 +55,29 @@ def build_app(models_or_ctx, max_prompt_chars: int = MAX_PROMPT_CHARS):
     loading (the page then says so and enables Decode when they are in)."""
     import gradio as gr
 
+    from . import components as ui_components
     from .tabs import alignment, ce_vs_ctc, decode, export, lesson, robustness
 
     ctx = models_or_ctx if isinstance(models_or_ctx, AppContext) else AppContext(
         models_or_ctx, max_prompt_chars, scheduler=BatchScheduler(parallel=parallel_decodes()))
     # delete_cache: Gradio's copies of exported and uploaded files go after a day.
     with gr.Blocks(title="mdlm-viz", analytics_enabled=False, delete_cache=(3600, 86400)) as demo:
-        gr.Markdown(INTRO)
-        with gr.Tabs(elem_id="top-tabs"):
-            with gr.Tab("Explore", id="explore"):
-                gr.Markdown(EXPLORE)
-            with gr.Tab("Lesson", id="lesson", elem_id="lesson-tab"):
+        ui_components.Markdown(INTRO)
+        with ui_components.Tabs(elem_id="top-tabs"):
+            with ui_components.Tab("Explore", id="explore"):
+                ui_components.Markdown(EXPLORE)
+            with ui_components.Tab("Lesson", id="lesson", elem_id="lesson-tab"):
                 lesson_view = lesson.layout()
         gr.HTML(viewer.legend_html(), js_on_load=None)
         main = decode.layout(ctx)
-        with gr.Tabs() as tabs:
-            with gr.Tab("CTC alignment", id="alignment"):
+        with ui_components.Tabs() as tabs:
+            with ui_components.Tab("CTC alignment", id="alignment"):
                 align_view = alignment.layout(ctx)
-            with gr.Tab("Why CE punishes a shift", id="why"):
+            with ui_components.Tab("Why CE punishes a shift", id="why"):
                 ce_view = ce_vs_ctc.layout()
-            with gr.Tab("Robustness", id="robustness"):
+            with ui_components.Tab("Robustness", id="robustness"):
                 robustness.layout()
-            with gr.Tab("Export / import", id="export"):
+            with ui_components.Tab("Export / import", id="export"):
                 export_view = export.layout()
         decode.wire(ctx, main)
         wire_readiness(ctx, main, demo)
@@ -91,13 +92,21 @@ def wire_readiness(ctx: AppContext, main, demo) -> None:
     """While the models load, the status line says so and Decode waits; then both come alive."""
     import gradio as gr
 
-    poll = gr.Timer(1.0, active=not ctx.ready)
+    from . import components as ui_components
+
+    poll = ui_components.Timer(1.0, active=not ctx.ready)
 
     def check():
         return {main.status: ctx.readiness(), main.run_btn: gr.Button(interactive=ctx.ready),
                 poll: gr.Timer(active=not ctx.settled)}
     demo.load(check, None, [main.status, main.run_btn, poll], api_visibility="private")
     poll.tick(check, None, [main.status, main.run_btn, poll], api_visibility="private")
+
+    def ready() -> dict:
+        """Whether the models are loaded and Decode can run: {"ready": bool, "models": [names],
+        "status": the page's status line}. A classroom tool can wait on it before `/run`."""
+        return {"ready": ctx.ready, "models": ctx.names, "status": ctx.readiness()}
+    gr.api(ready, api_name="ready")
 
 
 # Gradio keeps every session (its State and a copy of each updated component) for an hour after

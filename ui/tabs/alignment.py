@@ -31,18 +31,19 @@ class AlignmentView:
 
 def layout(ctx: AppContext) -> AlignmentView:
     names = ctx.names
-    gr.Markdown("The CTC posterior of a target over a model's output positions, using the model's distributions at "
-                "the step each position was committed. Leave the target empty to align the model's own answer; try "
-                "`100` with both collapse maps: the standard map merges the two 0s, so an alignment of 1 0 0 needs "
-                "a <slack> between them.")
-    with gr.Row():
+    ui_components.Markdown(
+        "The CTC posterior of a target over a model's output positions, using the model's distributions at "
+        "the step each position was committed. Leave the target empty to align the model's own answer; try "
+        "`100` with both collapse maps: the standard map merges the two 0s, so an alignment of 1 0 0 needs "
+        "a <slack> between them.")
+    with ui_components.Row():
         model = ui_components.Dropdown(names, value=names[-1], label="model")
-        target = gr.Textbox("", label="target text (empty: the model's own answer)")
+        target = ui_components.Textbox("", label="target text (empty: the model's own answer)")
         collapse = ui_components.Radio(list(ctc.COLLAPSE_MAPS), value=ctc.DEFAULT_COLLAPSE, label="collapse map")
-        log_scale = gr.Checkbox(False, label="log scale")
-        button = gr.Button("Align")
-    status = gr.Markdown("")
-    plot = gr.Plot(label="alignment", elem_id="alignment")
+        log_scale = ui_components.Checkbox(False, label="log scale")
+        button = ui_components.Button("Align")
+    status = ui_components.Markdown("")
+    plot = ui_components.Plot(label="alignment", elem_id="alignment")
     return AlignmentView(model, target, collapse, log_scale, button, status, plot)
 
 

@@ -30,19 +30,20 @@ class CeVsCtcView:
 
 
 def layout() -> CeVsCtcView:
-    gr.Markdown("A prediction that is right except that everything from one position on landed one place to the "
-                "right. Position-wise cross-entropy charges every position after the shift; CTC sums over "
-                "alignments, so a <slack> in the hole costs almost nothing (near-one-hot predictions: probability "
-                "1 − ε on the predicted token). Try `100` at position 1: the standard collapse merges the two 0s, "
-                "the slack collapse does not.")
-    with gr.Row():
-        target = gr.Textbox("1234567", label="target (characters, or words if it has spaces)")
+    ui_components.Markdown(
+        "A prediction that is right except that everything from one position on landed one place to the "
+        "right. Position-wise cross-entropy charges every position after the shift; CTC sums over "
+        "alignments, so a <slack> in the hole costs almost nothing (near-one-hot predictions: probability "
+        "1 − ε on the predicted token). Try `100` at position 1: the standard collapse merges the two 0s, "
+        "the slack collapse does not.")
+    with ui_components.Row():
+        target = ui_components.Textbox("1234567", label="target (characters, or words if it has spaces)")
         position = ui_components.Number(2, label="shift at position", precision=0)
         fill = ui_components.Radio(list(FILLS), value="slack", label="the vacated place holds")
         epsilon = ui_components.Slider(*LIMITS["epsilon"], value=0.1, step=0.01, label="ε")
-        button = gr.Button("Compare")
-    status = gr.Markdown("", elem_id="ce-status")
-    plot = gr.Plot(label="CE vs CTC", elem_id="ce-vs-ctc")
+        button = ui_components.Button("Compare")
+    status = ui_components.Markdown("", elem_id="ce-status")
+    plot = ui_components.Plot(label="CE vs CTC", elem_id="ce-vs-ctc")
     return CeVsCtcView(target, position, fill, epsilon, button, status, plot)
 
 

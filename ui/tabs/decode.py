@@ -127,79 +127,80 @@ def layout(ctx: AppContext) -> DecodeView:
     names = ctx.names
     first = ctx.infos[names[0]].defaults
     gen, steps_default = first.get("gen_length", 64), first.get("steps", 64)
-    state = gr.State(None)
-    with gr.Row():
+    state = ui_components.State(None)
+    with ui_components.Row():
         preset = ui_components.Dropdown(PRESETS, label="preset prompts", value=None, scale=1)
-        prompt = gr.Textbox(PRESETS[0], label="prompt", lines=1, max_lines=4, scale=3, elem_id="prompt")
-    with gr.Row():
+        prompt = ui_components.Textbox(PRESETS[0], label="prompt", lines=1, max_lines=4, scale=3, elem_id="prompt")
+    with ui_components.Row():
         chosen = ui_components.CheckboxGroup(names, value=names, label="models (same prompt, settings and seed)",
                                              scale=3)
-        run_btn = gr.Button("Decode", variant="primary", scale=1, elem_id="decode", interactive=ctx.ready)
-    with gr.Accordion("Decoding settings", open=False):
-        with gr.Row():
+        run_btn = ui_components.Button("Decode", variant="primary", scale=1, elem_id="decode", interactive=ctx.ready)
+    with ui_components.Accordion("Decoding settings", open=False):
+        with ui_components.Row():
             gen_length = number("gen_length", gen, "generation length")
             steps = number("steps", steps_default, "steps")
             block_length = number("block_length", first.get("block_length", 32), "block length")
             seed = number("seed", 0, "seed")
-        with gr.Row():
+        with ui_components.Row():
             remasking = ui_components.Dropdown(list(REMASKING), value="low_confidence", label="remasking")
             temperature = ui_components.Slider(*LIMITS["temperature"], value=0, step=0.05, label="temperature")
             cfg_scale = ui_components.Slider(*LIMITS["cfg_scale"], value=0, step=0.1, label="CFG scale")
             slack_bias = ui_components.Slider(*LIMITS["slack_bias"], value=0, step=0.5, label="slack bias (CTC models)",
-                                   info="lowers <slack>'s logit: 0 decodes as in the paper, higher commits "
-                                        "fewer <slack> where the model is unsure of the content")
-    status = gr.Markdown(ctx.readiness(), elem_id="status")
-    with gr.Row():
-        play_btn = gr.Button("▶ Play", scale=0, min_width=80)
-        pause_btn = gr.Button("Pause", scale=0, min_width=80)
-        prev_btn = gr.Button("Step −1", scale=0, min_width=80, elem_id="step-prev")
-        next_btn = gr.Button("Step +1", scale=0, min_width=80, elem_id="step-next")
+                                              info="lowers <slack>'s logit: 0 decodes as in the paper, higher "
+                                              "commits fewer <slack> where the model is unsure of the content")
+    status = ui_components.Markdown(ctx.readiness(), elem_id="status")
+    with ui_components.Row():
+        play_btn = ui_components.Button("▶ Play", scale=0, min_width=80)
+        pause_btn = ui_components.Button("Pause", scale=0, min_width=80)
+        prev_btn = ui_components.Button("Step −1", scale=0, min_width=80, elem_id="step-prev")
+        next_btn = ui_components.Button("Step +1", scale=0, min_width=80, elem_id="step-next")
         speed = ui_components.Slider(*LIMITS["speed"], value=4, step=1, label="steps / second", scale=1)
         step_slider = ui_components.Slider(0, max(steps_default - 1, 1), value=0, step=1, label="step", scale=4,
-                                elem_id="step-slider")
-    timer = gr.Timer(0.25, active=False)
+                                           elem_id="step-slider")
+    timer = ui_components.Timer(0.25, active=False)
 
-    with gr.Accordion("Inject a shift", open=True, elem_id="shift-box"):
-        gr.Markdown("Move one committed token by one position right after a step (click an outlined ⇢ token in a "
-                    "canvas to pick it at the step shown), or displace a fraction *r* of the tokens at random. "
-                    "The same decode is re-run with the same seed, so the two runs pair up.")
-        with gr.Row():
+    with ui_components.Accordion("Inject a shift", open=True, elem_id="shift-box"):
+        ui_components.Markdown(
+            "Move one committed token by one position right after a step (click an outlined ⇢ token in a "
+            "canvas to pick it at the step shown), or displace a fraction *r* of the tokens at random. "
+            "The same decode is re-run with the same seed, so the two runs pair up.")
+        with ui_components.Row():
             shift_mode = ui_components.Radio(["one token", "random shifts"], value="one token", label="intervention")
             shift_step = number("step", 0, "after step", elem_id="shift-step")
             shift_pos = number("position", 0, "position", elem_id="shift-pos")
             direction = ui_components.Radio(list(DIRECTIONS), value=DIRECTIONS[0], label="direction")
             strength = ui_components.Slider(0, 0.25, value=0.05, step=0.01, label="random strength r")
-            shift_btn = gr.Button("Re-run with the shift", variant="primary")
-        with gr.Row():
-            find_btn = gr.Button("Find a revealing shift", variant="primary", elem_id="find-shift", scale=0,
-                                 min_width=240)
+            shift_btn = ui_components.Button("Re-run with the shift", variant="primary")
+        with ui_components.Row():
+            find_btn = ui_components.Button("Find a revealing shift", variant="primary", elem_id="find-shift", scale=0,
+                                            min_width=240)
             candidates = ui_components.Radio([], label="other shifts found (click to apply)", visible=False,
-                                  elem_id="shift-candidates", scale=3)
-        shift_status = gr.Markdown("", elem_id="shift-status")
+                                             elem_id="shift-candidates", scale=3)
+        shift_status = ui_components.Markdown("", elem_id="shift-status")
 
     panels: list[Panel] = []
-    with gr.Row(equal_height=False, elem_id="panels"):
+    with ui_components.Row(equal_height=False, elem_id="panels"):
         for name in names:
-            with gr.Column(min_width=280, elem_id=f"panel-{name}"):
-                gr.Markdown(f"### {name}\n<small>{ctx.infos[name].describe()}</small>")
+            with ui_components.Column(min_width=280, elem_id=f"panel-{name}"):
+                ui_components.Markdown(f"### {name}\n<small>{ctx.infos[name].describe()}</small>")
                 canvas = gr.HTML(message_html("not run yet"), js_on_load=PICK_JS, elem_id=f"canvas-{name}",
                                  elem_classes=["mv-canvas-box"])
-                with gr.Row():
-                    answer = gr.Textbox(label="answer (<slack> stripped)", interactive=False, lines=2,
-                                        elem_id=f"answer-{name}")
-                    raw = gr.Textbox(label="raw canvas", interactive=False, lines=2)
+                with ui_components.Row():
+                    answer = ui_components.Textbox(label="answer (<slack> stripped)", interactive=False, lines=2,
+                                                   elem_id=f"answer-{name}")
+                    raw = ui_components.Textbox(label="raw canvas", interactive=False, lines=2)
                 hm = gr.HTML("", elem_id=f"heatmap-{name}", elem_classes=["mv-heatmap"])
                 shifted_canvas = gr.HTML("", js_on_load=PICK_JS, elem_id=f"shifted-{name}")
-                summary = gr.Markdown("", elem_id=f"summary-{name}")
-                shifted_answer = gr.Textbox(label="answer with the shift", interactive=False, lines=2,
-                                            visible=False, elem_id=f"shifted-answer-{name}")
-                difference = gr.Plot(label="the cascade: where the shifted run differs", visible=False,
-                                     elem_id=f"difference-{name}")
+                summary = ui_components.Markdown("", elem_id=f"summary-{name}")
+                shifted_answer = ui_components.Textbox(label="answer with the shift", interactive=False, lines=2,
+                                                       visible=False, elem_id=f"shifted-answer-{name}")
+                difference = ui_components.Plot(label="the cascade: where the shifted run differs", visible=False,
+                                                elem_id=f"difference-{name}")
                 shifted_hm = gr.HTML("", elem_id=f"sheatmap-{name}", elem_classes=["mv-heatmap"], visible=False)
                 panels.append(Panel(name, canvas, answer, raw, hm, shifted_canvas, summary, shifted_answer,
                                     shifted_hm, difference))
-    with gr.Accordion("Divergence per step (edit distance of the committed text)", open=False):
-        edit_plot = gr.Plot(label="divergence per step", elem_id="edit-distance")
+    with ui_components.Accordion("Divergence per step (edit distance of the committed text)", open=False):
+        edit_plot = ui_components.Plot(label="divergence per step", elem_id="edit-distance")
     return DecodeView(state, prompt, preset, chosen, run_btn,
                       [gen_length, steps, block_length, remasking, temperature, cfg_scale, seed, slack_bias],
                       status, play_btn, pause_btn, prev_btn, next_btn, speed, step_slider, timer, shift_mode,

@@ -42,21 +42,22 @@ class ExportView:
 
 
 def layout() -> ExportView:
-    gr.Markdown("Download the recorded traces (JSON, `mdlm_viz.Trace.from_json` reads them back) and the figures as "
-                "a self-contained HTML page (plotly inlined, works offline).")
-    export_btn = gr.Button("Export traces and figures", elem_id="export")
-    files = gr.File(label="downloads", file_count="multiple", interactive=False)
-    gr.Markdown("### Replay a trace\nUpload a trace JSON exported here or made elsewhere with "
+    ui_components.Markdown(
+        "Download the recorded traces (JSON, `mdlm_viz.Trace.from_json` reads them back) and the figures as "
+        "a self-contained HTML page (plotly inlined, works offline).")
+    export_btn = ui_components.Button("Export traces and figures", elem_id="export")
+    files = ui_components.File(label="downloads", file_count="multiple", interactive=False)
+    ui_components.Markdown("### Replay a trace\nUpload a trace JSON exported here or made elsewhere with "
                 "`mdlm_viz.generate(..., record_trace=True)` (LLaDA-8B runs too): it replays with no model. "
                 "Traces saved with their token texts (`Trace.with_token_texts`) show words; others show token ids.")
-    upload = gr.File(label="trace JSON", file_types=[".json"], file_count="single", elem_id="trace-upload")
-    import_status = gr.Markdown("", elem_id="import-status")
+    upload = ui_components.File(label="trace JSON", file_types=[".json"], file_count="single", elem_id="trace-upload")
+    import_status = ui_components.Markdown("", elem_id="import-status")
     import_step = ui_components.Slider(0, 1, value=0, step=1, label="step", elem_id="import-step")
     import_canvas = gr.HTML("", elem_id="import-canvas")
-    import_answer = gr.Textbox(label="answer (<slack> stripped)", interactive=False, elem_id="import-answer")
+    import_answer = ui_components.Textbox(label="answer (<slack> stripped)", interactive=False, elem_id="import-answer")
     import_heatmap = gr.HTML("", elem_id="import-heatmap", elem_classes=["mv-heatmap"])
     return ExportView(export_btn, files, upload, import_status, import_step, import_canvas, import_answer,
-                      import_heatmap, gr.State(None))
+                      import_heatmap, ui_components.State(None))
 
 
 # ----------------------------------------------------------------------------- export

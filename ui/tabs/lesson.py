@@ -18,6 +18,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from .. import components as ui_components
 from .. import drawing
 from ..models import ROOT
 from ..session import AppContext, Session
@@ -118,15 +119,17 @@ def focus_html(elem_id: str) -> str:
 
 
 def layout() -> LessonView:
-    gr.Markdown(f"A guided tour in {len(PAGES)} pages. Each page loads a recorded example into the view below "
-                "and outlines what it talks about (orange). Nothing is computed: it works before any decode.")
-    with gr.Row():
-        start_btn = gr.Button("Start the lesson", variant="primary", elem_id="lesson-start", scale=0, min_width=180)
-        prev_btn = gr.Button("← Previous", elem_id="lesson-prev", scale=0, min_width=120)
-        next_btn = gr.Button("Next →", elem_id="lesson-next", scale=0, min_width=120)
-    text = gr.Markdown("", elem_id="lesson-text")
+    ui_components.Markdown(
+        f"A guided tour in {len(PAGES)} pages. Each page loads a recorded example into the view below "
+        "and outlines what it talks about (orange). Nothing is computed: it works before any decode.")
+    with ui_components.Row():
+        start_btn = ui_components.Button("Start the lesson", variant="primary", elem_id="lesson-start", scale=0,
+                                         min_width=180)
+        prev_btn = ui_components.Button("← Previous", elem_id="lesson-prev", scale=0, min_width=120)
+        next_btn = ui_components.Button("Next →", elem_id="lesson-next", scale=0, min_width=120)
+    text = ui_components.Markdown("", elem_id="lesson-text")
     focus = gr.HTML("", js_on_load=FOCUS_JS, elem_id="lesson-focus")
-    return LessonView(gr.State(-1), text, focus, prev_btn, next_btn, start_btn)
+    return LessonView(ui_components.State(-1), text, focus, prev_btn, next_btn, start_btn)
 
 
 def page_step(page: LessonPage, session: Session) -> int:

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 
-import gradio as gr
 
 from mdlm_viz import figures
 from mdlm_viz.report import comparison_table, markdown_table
 
+from .. import components as ui_components
 from ..models import ROOT
 
 ROBUSTNESS_JSON = ROOT / "assets" / "eval" / "robustness.json"
@@ -37,5 +37,5 @@ def robustness_view(path=ROBUSTNESS_JSON):
 
 def layout() -> None:
     fig, message = robustness_view()
-    gr.Plot(fig, label="robustness", visible=fig is not None, elem_id="robustness-plot")
-    gr.Markdown(message, elem_id="robustness-table")
+    ui_components.Plot(fig, label="robustness", visible=fig is not None, elem_id="robustness-plot")
+    ui_components.Markdown(message, elem_id="robustness-table")
