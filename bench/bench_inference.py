@@ -5,9 +5,12 @@ For each of --models (default: the embedded ce and ctc), a 1-row forward pass ov
 1. one thread: seconds per pass, eager and traced (target: traced at most 1.0x eager);
 2. two threads at once, one model each (the app's per-model workers on 2 cores): wall seconds per
    pass against one thread's (target: at most 0.6x with the traced forward: the passes overlap).
+3. printed, no target: a batch of --batch rows (a class, each visitor with a different prompt:
+   the scheduler's batch) against one row, traced, one thread: what a class of different
+   prompts can at best cost on a CPU.
 Run it on a quiet machine (`uptime`). Exit code 1 on a FAIL.
 
-    python bench/bench_inference.py [--models ce=assets/ce ctc=assets/ctc] [--length 50] [--passes 300]
+    python bench/bench_inference.py [--models ce=assets/ce ctc=assets/ctc] [--length 50] [--passes 300] [--batch 30]
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ def main() -> int:
     ap.add_argument("--length", type=int, default=50, help="canvas tokens per pass (prompt + answer)")
     ap.add_argument("--passes", type=int, default=300)
     ap.add_argument("--repeats", type=int, default=3, help="interleaved rounds; medians are reported")
+    ap.add_argument("--batch", type=int, default=30, help="rows of the batched pass compared with one row")
     args = ap.parse_args()
 
     import torch
@@ -75,6 +79,14 @@ def main() -> int:
           f"traced logits equal eager: {same}")
     for k, v in med.items():
         print(f"  {k} thread(s): {v:.2f} ms per pass")
+    rows_ids = torch.randint(10, eager[0].config.vocab_size, (args.batch, args.length))
+    with torch.inference_mode():
+        per_pass([lambda: traced[0](rows_ids)], 5)  # warm-up
+        batched = statistics.median(per_pass([lambda: traced[0](rows_ids)], max(10, args.passes // args.batch))
+                                    for _ in range(args.repeats)) * 1000
+    print(f"  traced, one thread, {args.batch} x {args.length} tokens: {batched:.2f} ms per pass, "
+          f"{batched / med['traced 1']:.1f}x one row ({batched / args.batch / med['traced 1']:.2f}x per row): "
+          f"{args.batch} visitors with different prompts cost at least that much compute each step")
     alone = med["traced 1"] / med["eager 1"]
     overlap = med["traced 2"] / med["traced 1"]
     ok = same and alone <= 1.0 and overlap <= 0.6
