@@ -225,6 +225,7 @@ class BatchScheduler:
                         job.steps.put(err if isinstance(err, ValueError) else ValueError(f"decoding failed: {err}"))
                     running.remove(batch)
                     continue
+                time.sleep(0)  # let a worker waiting for the slot take it: models advance step by step together
                 rows = step if isinstance(step, list) else [step]
                 batch.history.append(rows)
                 for job in batch.jobs:
