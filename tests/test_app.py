@@ -264,6 +264,14 @@ def test_simultaneous_visitors_all_finish_with_their_solo_answers(client):
 
 def test_ready_says_whether_the_models_are_loaded(client):
     """`/ready`: a classroom tool waits on it before `/run` (and it opens the session, as a page load does)."""
+    import time
+
     state = client.predict(api_name="/ready")
+    for _ in range(120):  # the models load behind the served page
+        if state["ready"]:
+            break
+        assert "loading the models" in state["status"], state
+        time.sleep(0.5)
+        state = client.predict(api_name="/ready")
     assert state["ready"] is True and state["models"] == ["base", "ce", "ctc"], state
     assert "Decode" in state["status"]
