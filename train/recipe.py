@@ -79,6 +79,12 @@ class Recipe:
     # objective) instead of a copy stage of their own: the time of a third copy stage, at the cost
     # of a CE history before the mix.
     share_ce_copy: tuple[str, ...] = ()
+    # When set, the CE base trains the first `branch_at` steps of `base`'s schedule (its focus phase)
+    # as a stage of its own, OUT/base-half; the CE base and every CTC base in `own_base` then train
+    # the rest, `branch` (the mix), from that one model, each with its own objective: ce and ctc share
+    # what the focus phase taught (copy) and differ in the objective alone over the mix.
+    branch_at: int = 0
+    branch: SFTConfig | None = None
 
 
 # Generated tasks only (no packaged prose: a model this small never became fluent in it, and its
@@ -158,7 +164,16 @@ COPY_FOCUS = replace(
 # the one change aimed at attempt 7's worst loss: ce's stories fell from 54% grammatical to 8%
 # when the first 4,000 steps had none.
 COPY_STORY_FOCUS = replace(COPY_FOCUS, base=replace(COPY_FOCUS.base, focus=["copy"] * 3 + ["story"]))
-RECIPES = {"embedded": EMBEDDED, "copy-first": COPY_FIRST, "copy-focus": COPY_FOCUS, "copy-story": COPY_STORY_FOCUS}
+# Attempt 9 (docs/results.md): attempt 8 with ctc's base branched from the CE base at the end of the
+# copy-and-story half, aimed at attempt 8's ctc, whose base (CTC from the first step) copied 9 of 30
+# where the CE base copied 29 at step 4,000. The mix is a 4,000-step schedule of its own from the
+# learning rate the half ended at (about half the peak), with a short warm-up for the new optimiser.
+COPY_BRANCH = replace(
+    COPY_STORY_FOCUS, branch_at=4000,
+    branch=replace(COPY_STORY_FOCUS.base, focus=[], focus_fraction=0.0, steps=4000, lr=5e-4, warmup=50,
+                   generate_seed=2))
+RECIPES = {"embedded": EMBEDDED, "copy-first": COPY_FIRST, "copy-focus": COPY_FOCUS, "copy-story": COPY_STORY_FOCUS,
+           "copy-branch": COPY_BRANCH}
 
 QUICK = Recipe(
     corpus=CorpusConfig(tasks=300, sources=[]),
@@ -205,7 +220,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", choices=tuple(RECIPES), help="the recipe: embedded = the checkpoints shipped in assets/; "
                    "copy-first = every base learns copy alone first, then the mix (docs/results.md, attempt 6); "
                    "copy-focus = one schedule whose first half is copy alone (attempt 7); copy-story = "
-                   "attempt 7 with stories in the copy half (attempt 8)")
+                   "attempt 7 with stories in the copy half (attempt 8); copy-branch = attempt 8 with ctc's base "
+                   "branched from the CE base after the copy half (attempt 9)")
     p.add_argument("--out", help="working directory for every stage (resumable; default runs/NAME)")
     p.add_argument("--assets", help="where the exported checkpoints and evaluation go (default: assets/ for "
                    "embedded, OUT/assets for another recipe, so an experiment never replaces what ships)")
@@ -274,9 +290,19 @@ def run(cfg: RecipeConfig) -> int:
                 chain.append(replace(recipe.copy_first, base=str(start), heldout=[str(heldout)], out=str(first),
                                      **own, resume=_resume(first)))
             start = first / "last"
-        return chain + [replace(recipe.base, base=str(start), heldout=[str(heldout)], out=str(out / name),
+        if recipe.branch is not None:  # the mix from the shared half (trained below, before the chains)
+            start, stage_cfg = half / "last", recipe.branch
+        else:
+            stage_cfg = recipe.base
+        return chain + [replace(stage_cfg, base=str(start), heldout=[str(heldout)], out=str(out / name),
                                 **objective, resume=_resume(out / name))]
 
+    half = out / "base-half"
+    if recipe.branch is not None and (own_base or not cfg.keep_base):
+        # in this process, before the bases: it has the cores to itself (torch's default threads)
+        stage("base-half", _complete(half), sft,
+              replace(recipe.base, base=str(pre / "last"), heldout=[str(heldout)], out=str(half),
+                      stop_after=recipe.branch_at, **OBJECTIVES["ce"], resume=_resume(half)))
     bases = {} if cfg.keep_base else {"base": base_chain("base", OBJECTIVES["ce"])}
     bases |= {f"base-{name}": base_chain(f"base-{name}", OBJECTIVES[name], name in recipe.share_ce_copy)
               for name in own_base}
