@@ -184,3 +184,26 @@ def test_recipe_quick_end_to_end(tmp_path):
     assert (tmp_path / "runs" / "ctc-standard" / "last" / "training.json").is_file()
     assert (tmp_path / "assets" / "base" / "model.safetensors").read_bytes() == before
     assert "base" in json.loads((tmp_path / "assets" / "eval" / "accuracy.json").read_text())
+
+
+def test_recipe_branch_shares_the_ce_half(tmp_path, monkeypatch):
+    """Recipe.branch (attempt 9): the CE base trains the focus half once, as OUT/base-half; the CE
+    base and ctc's own base then train the mix from it, each with its own objective."""
+    from dataclasses import replace
+
+    import train.recipe as recipe
+    from train.__main__ import main
+
+    quick = recipe.QUICK
+    monkeypatch.setattr(recipe, "QUICK", replace(quick, copy_first=None, share_ce_copy=(), own_base=("ctc",),
+                                                 branch_at=1, branch=replace(quick.base, steps=2, lr=5e-4)))
+    assert main(["recipe", "embedded", "--quick", "--out", str(tmp_path / "runs"), "--assets",
+                 str(tmp_path / "assets"), "--jobs", "2", "--models", "ce", "ctc", "--skip-robustness"]) == 0
+    half = json.loads((tmp_path / "runs" / "base-half" / "last" / "training.json").read_text())
+    assert half["steps"] == 1 and half["hyperparameters"]["steps"] == 2  # stopped half-way through its schedule
+    for name, objectives in (("ce", ["ce", "ce", "ce"]), ("ctc", ["ce", "ctc", "ctc"])):
+        chain = json.loads((tmp_path / "assets" / name / "training.json").read_text())["lineage"]
+        assert [m["stage"] for m in chain] == ["pretrain", "sft", "sft", "sft"]
+        assert [m["objective"] for m in chain[1:]] == objectives
+        assert chain[2]["base"] == str(tmp_path / "runs" / "base-half" / "last")
+        assert chain[2]["hyperparameters"]["lr"] == 5e-4 and chain[2]["steps"] == 2

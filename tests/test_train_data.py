@@ -371,5 +371,9 @@ def test_recipes_differ_only_where_the_attempt_says():
     story = RECIPES["copy-story"]  # attempt 8: attempt 7 with a story share in the copy half
     assert {f.name for f in fields(focus) if getattr(focus, f.name) != getattr(story, f.name)} == {"base"}
     assert story.base.focus == ["copy"] * 3 + ["story"] and replace(story.base, focus=["copy"]) == focus.base
+    branch = RECIPES["copy-branch"]  # attempt 9: attempt 8 with ctc's base branched after the copy half
+    assert {f.name for f in fields(story) if getattr(story, f.name) != getattr(branch, f.name)} == {"branch_at", "branch"}
+    assert branch.branch_at * 2 == branch.base.steps == branch.branch_at + branch.branch.steps
+    assert branch.branch.focus == [] and branch.branch.generate == branch.base.generate
     args = build_parser().parse_args(["recipe", "copy-first"])
     assert args.name == "copy-first" and args.assets == "" and args.out == ""
