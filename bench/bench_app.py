@@ -24,6 +24,7 @@ Models: --models NAME=PATH ... (default: the embedded assets). Run it on a quiet
 
 import argparse
 import functools
+import os
 import statistics
 import subprocess
 import sys
@@ -33,6 +34,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+# Each gradio_client Client otherwise starts a telemetry thread that calls out to the hub: nothing
+# leaves the machine, and the bench's clients do not spend the server's cores on it.
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 from scripts.app_server import free_port, wait_until_serving  # noqa: E402
 
 PROMPT = "Reverse the order: wall kitten book wolf"
@@ -168,13 +172,25 @@ def open_client(url: str, opened: bool = True):
 
 
 def visit(url: str, names, settings, client=None, prompt: str = PROMPT) -> float:
-    """Seconds from pressing Decode to "done" for one visitor (a page already open: `client`)."""
+    """Seconds from pressing Decode to "done" for one visitor (a page already open: `client`;
+    without one, a visitor who opens the page, decodes and leaves)."""
+    own = client is None
     client = client or open_client(url)
-    t0 = time.perf_counter()
-    status = client.submit(prompt, names, *settings, api_name="/run").result(timeout=600)[0]
-    if not str(status).startswith("done"):
-        raise RuntimeError(f"the decode did not finish: {status}")
-    return time.perf_counter() - t0
+    try:
+        t0 = time.perf_counter()
+        status = client.submit(prompt, names, *settings, api_name="/run").result(timeout=600)[0]
+        if not str(status).startswith("done"):
+            raise RuntimeError(f"the decode did not finish: {status}")
+        return time.perf_counter() - t0
+    finally:
+        if own:
+            leave(client)
+
+
+def leave(client) -> None:
+    """The visitor closes the tab: a client left open keeps its heartbeat stream to the server
+    (a browser tab's too), so every earlier visitor would load the next measurement."""
+    client.close()
 
 
 def class_prompts(clients: int, same: bool) -> list[str]:
@@ -188,9 +204,12 @@ def classroom(url: str, names, settings, prompts: list[str], opened: bool = True
     start = [0.0]
     barrier = threading.Barrier(clients, action=lambda: start.__setitem__(0, time.perf_counter()))
 
+    opened_clients = []
+
     def student(prompt):
         try:
             client = open_client(url, opened)  # the page is open; then everyone presses Decode at once
+            opened_clients.append(client)
             barrier.wait()
             visit(url, names, settings, client, prompt)
             ends.append(time.perf_counter())
@@ -202,6 +221,8 @@ def classroom(url: str, names, settings, prompts: list[str], opened: bool = True
         t.start()
     for t in threads:
         t.join()
+    for client in opened_clients:  # the class leaves once everyone is done
+        leave(client)
     for e in errors[:3]:
         print(f"  visitor error: {e}")
     return len(errors), (max(ends) - start[0]) if ends else float("nan")
