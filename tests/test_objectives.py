@@ -164,3 +164,27 @@ def test_objective_loss_is_ce_plus_lambda_ctc_on_a_collated_batch():
     ce_only, ce_parts = objective_loss(Objective(stage="sft", mask_id=MASK, weighting="flat"), lp, ids, noised, batch)
     torch.testing.assert_close(ce_only, ce)
     assert set(ce_parts) == {"ce"}
+
+
+def test_slack_share_leaves_the_rest_of_the_responses_clean():
+    """--slack-share: that share of a batch's responses gets <slack> (the CTC term sees all of them);
+    1 keeps the draws of a run where every response is slacked."""
+    from train.data import SFTCollator, SFTExample
+
+    examples = [SFTExample([5], [1, 2, 3, 4, 1, 2, 3, 4, 0]) for _ in range(400)]
+    examples = [SFTExample(ex.prompt, ex.response[:-1] + [i % 7 + 1, 0]) for i, ex in enumerate(examples)]
+
+    def slacked(share):
+        batch = SFTCollator(eos_id=0, slack_id=SLACK, s_max=0.5, seed=3, slack_share=share)(examples)
+        rows = (batch["input_ids"] == SLACK).any(1)
+        assert (batch["ctc_target_lengths"] == 10).all()  # the CTC targets are the clean responses
+        return rows.float().mean().item(), batch
+
+    share_all, batch_all = slacked(1.0)
+    default = SFTCollator(eos_id=0, slack_id=SLACK, s_max=0.5, seed=3)(examples)
+    assert torch.equal(batch_all["input_ids"], default["input_ids"])
+    half, batch = slacked(0.5)
+    assert share_all > 0.8 and 0.4 * share_all < half < 0.6 * share_all  # some ratios round to no slack
+    clean = ~(batch["input_ids"] == SLACK).any(1)
+    assert (batch["ctc_region_lengths"][clean] == 10).all()  # a clean row's region is its response
+    assert slacked(0.0)[0] == 0.0

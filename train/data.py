@@ -220,13 +220,14 @@ class PretrainCollator:
 class SFTCollator:
     """Pads responses with EOS to the batch length (padding counts as response, as in LLaDA).
 
-    With `slack_id`, responses are first slack-augmented (ratio ~ U(0, s_max)) and the batch also
-    carries what the CTC term needs: the original responses and where the augmented ones lie."""
+    With `slack_id`, responses are first slack-augmented (ratio ~ U(0, s_max); with `slack_share`
+    below 1, only that share of them, the rest left clean) and the batch also carries what the CTC
+    term needs: the original responses and where the augmented ones lie."""
 
     def __init__(self, eos_id: int, slack_id: int | None = None, s_max: float = 0.5, collapse: str = DEFAULT_COLLAPSE,
-                 seed: int = 0, placement: str = "uniform", answer_length: int = 0):
+                 seed: int = 0, placement: str = "uniform", answer_length: int = 0, slack_share: float = 1.0):
         self.eos_id, self.slack_id, self.s_max, self.collapse, self.seed = eos_id, slack_id, s_max, collapse, seed
-        self.placement = placement
+        self.placement, self.slack_share = placement, slack_share
         # Every row's answer region (response + EOS padding) at least this long: the canvas the
         # sampler decodes. A model trained only on batch-length padding has rarely seen an answer
         # followed by a long EOS tail, and decodes a 48-token canvas far worse than a 16-token one.
@@ -236,8 +237,10 @@ class SFTCollator:
         responses = [ex.response for ex in examples]
         if self.slack_id is not None:
             rng = _batch_rng(self.seed, [ex.prompt + ex.response for ex in examples])
+            # The share is drawn only below 1, so runs with every response slacked keep their draws.
+            slacked = [self.slack_share >= 1.0 or rng.random() < self.slack_share for _ in responses]
             responses = [insert_slack(r, self.slack_id, rng.uniform(0, self.s_max), rng, self.collapse,
-                                      self.placement) for r in responses]
+                                      self.placement) if s else r for r, s in zip(responses, slacked)]
         L = max(max(len(ex.prompt) + len(r) for ex, r in zip(examples, responses)),
                 max(len(ex.prompt) for ex in examples) + self.answer_length)
         rows, prompt_len, answer_len = [], [], []

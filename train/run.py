@@ -92,6 +92,7 @@ class SFTConfig(TrainingConfig):
     lam: float = 0.1
     s_max: float = 0.5
     slack_placement: str = "uniform"
+    slack_share: float = 1.0  # the share of responses given <slack>; the rest train as they are (clean)
     collapse: str = DEFAULT_COLLAPSE
     emission: str = "forced"
     weighting: str = "elbo"  # SFT CE: LLaDA's 1 / p_mask, or "flat"
@@ -327,6 +328,8 @@ def add_sft_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--s-max", type=float, help="slack ratio drawn from U(0, s_max)")
     p.add_argument("--slack-placement", choices=PLACEMENTS,
                    help="where the slack goes: each at a random gap (uniform) or all in one random gap")
+    p.add_argument("--slack-share", type=float, metavar="FRACTION",
+                   help="the share of responses given <slack> (1 = all, the paper's); the rest train clean")
     p.add_argument("--collapse", choices=COLLAPSE_MAPS)
     p.add_argument("--emission", choices=EMISSIONS)
     p.add_argument("--weighting", choices=WEIGHTINGS,
@@ -403,7 +406,10 @@ def sft(cfg: SFTConfig) -> int:
     objective = Objective("sft", mask_id=facts.mask_id, kind=cfg.objective, slack_id=slack_id, lam=cfg.lam,
                           collapse=cfg.collapse, emission=cfg.emission, weighting=cfg.weighting,
                           pad_weight=cfg.pad_weight)
+    if not 0.0 <= cfg.slack_share <= 1.0:
+        raise ValueError(f"--slack-share must be between 0 and 1, got {cfg.slack_share}")
     collator = SFTCollator(tokenizer.eos_token_id, slack_id, cfg.s_max, cfg.collapse, seed=cfg.seed,
+                           slack_share=cfg.slack_share,
                            placement=cfg.slack_placement, answer_length=cfg.answer_length)
     torch.manual_seed(cfg.seed)
     trainer = DiffusionTrainer(model=model, args=training_arguments(cfg, heldout is not None),
@@ -415,4 +421,4 @@ def sft(cfg: SFTConfig) -> int:
         lora=cfg.lora, load_in_4bit=cfg.load_in_4bit,
         skipped_too_long=data.skipped_too_long, lam=cfg.lam, s_max=cfg.s_max, collapse=cfg.collapse,
         emission=cfg.emission, weighting=cfg.weighting, pad_weight=cfg.pad_weight,
-        slack_placement=cfg.slack_placement))
+        slack_placement=cfg.slack_placement, slack_share=cfg.slack_share))
