@@ -194,7 +194,7 @@ def leave(client) -> None:
 
 
 def class_prompts(clients: int, same: bool) -> list[str]:
-    """The prompt of each visitor: the preset for all, or a different copy prompt each."""
+    """The prompt of each visitor: one for all (a class on one prompt), or a different copy prompt each."""
     return [PROMPT if same else f"Repeat exactly: {100 + 37 * i} {i % 10}{i % 10} {9 - i % 10}" for i in range(clients)]
 
 

@@ -353,14 +353,15 @@ def test_exported_lineage_carries_no_machine_paths(tmp_path, monkeypatch):
 
 
 def test_recipes_differ_only_where_the_attempt_says():
-    """`embedded` is what ships in assets/ (a single base stage); `copy-first` (attempt 6) adds a copy
-    stage before a shorter base, everything else shared, and never exports over assets/ by default."""
+    """`attempt5` (shipped before attempt 9) has a single base stage; `copy-first` (attempt 6) adds a
+    copy stage before a shorter base, everything else shared, and never exports over assets/ by
+    default; each later attempt changes what its comment says; `embedded` is attempt 9."""
     from dataclasses import fields, replace
 
     from train.__main__ import build_parser
     from train.recipe import RECIPES
 
-    embedded, staged = RECIPES["embedded"], RECIPES["copy-first"]
+    embedded, staged = RECIPES["attempt5"], RECIPES["copy-first"]  # attempt 5, shipped before attempt 9
     assert embedded.copy_first is None and staged.copy_first.generate == ["copy"]
     differ = {f.name for f in fields(embedded) if getattr(embedded, f.name) != getattr(staged, f.name)}
     assert differ == {"copy_first", "base", "share_ce_copy"}
@@ -375,5 +376,6 @@ def test_recipes_differ_only_where_the_attempt_says():
     assert {f.name for f in fields(story) if getattr(story, f.name) != getattr(branch, f.name)} == {"branch_at", "branch"}
     assert branch.branch_at * 2 == branch.base.steps == branch.branch_at + branch.branch.steps
     assert branch.branch.focus == [] and branch.branch.generate == branch.base.generate
+    assert RECIPES["embedded"] is branch  # attempt 9 is what ships
     args = build_parser().parse_args(["recipe", "copy-first"])
     assert args.name == "copy-first" and args.assets == "" and args.out == ""

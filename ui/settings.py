@@ -27,11 +27,12 @@ LABELS = {"gen_length": "generation length", "block_length": "block length", "cf
 # (prompt, exact answer or None): held-out prompts of the trained families, so the finder can say
 # whether a clean answer is right. tests/test_assets.py checks each exact one is demo-able.
 PRESET_PAIRS = [
-    ("Reverse the order: wall kitten book wolf", "wolf book kitten wall"),
-    ("Write these in reverse order: 8 8 7", "7 8 8"),
-    ("Spell out the number 670.", "six hundred seventy"),
+    ("Repeat exactly: 6 6 3 4 8 0 9 1", "6 6 3 4 8 0 9 1"),
+    ("Write these in reverse order: ship star nest sheep table cow", "cow table sheep nest star ship"),
+    ("Write this again: lamp leaf yard banana", "lamp leaf yard banana"),
+    ("Reverse the order: 5 6 9", "9 6 5"),
     ("Write 78 in words.", "seventy-eight"),
-    ("Count the words: water door cup pen lion", "5"),
+    ("How many words are there: table stone rain?", "3"),
     ("Write a short story about Ella the mouse.", None),
     ("Tell me a story about Sam the frog.", None),
 ]
