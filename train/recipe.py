@@ -10,6 +10,8 @@ stopped; a stage interrupted mid-way resumes from its last complete checkpoint):
     pretrain    masked-diffusion pre-training (0 steps: the initialised model) -> OUT/pretrain
     base-copy   (when Recipe.copy_first) SFT on the copy family alone, the skill a small model learns
                 slowest when it shares its steps and the one the demo needs most -> OUT/base-copy
+    base-half   (when Recipe.branch) the CE base's first `branch_at` steps (copy with one story in
+                four), trained once -> OUT/base-half; every base's mix then starts from it
     base        SFT (CE) of that model on the whole mix: the stand-in for LLaDA-8B-Instruct
     export      bfloat16 weights, tokenizer, sampler defaults and a model card -> ASSETS/base
     base-ctc, base-ctc-standard  (those in Recipe.own_base) the base's stages with the CTC
