@@ -371,6 +371,8 @@ def sft(cfg: SFTConfig) -> int:
     check_common(cfg)
     if cfg.load_in_4bit and not cfg.lora:
         raise ValueError("--load-in-4bit trains LoRA adapters on a frozen 4-bit base: add --lora")
+    if not 0.0 <= cfg.slack_share <= 1.0:  # before the model loads
+        raise ValueError(f"--slack-share must be between 0 and 1, got {cfg.slack_share}")
     device = "cuda" if torch.cuda.is_available() else "cpu"
     # Full fine-tuning keeps float32 master weights (--bf16 autocasts); a frozen LoRA base is bf16.
     dtype = torch.bfloat16 if cfg.bf16 and cfg.lora else torch.float32
@@ -406,8 +408,6 @@ def sft(cfg: SFTConfig) -> int:
     objective = Objective("sft", mask_id=facts.mask_id, kind=cfg.objective, slack_id=slack_id, lam=cfg.lam,
                           collapse=cfg.collapse, emission=cfg.emission, weighting=cfg.weighting,
                           pad_weight=cfg.pad_weight)
-    if not 0.0 <= cfg.slack_share <= 1.0:
-        raise ValueError(f"--slack-share must be between 0 and 1, got {cfg.slack_share}")
     collator = SFTCollator(tokenizer.eos_token_id, slack_id, cfg.s_max, cfg.collapse, seed=cfg.seed,
                            slack_share=cfg.slack_share,
                            placement=cfg.slack_placement, answer_length=cfg.answer_length)
