@@ -377,5 +377,10 @@ def test_recipes_differ_only_where_the_attempt_says():
     assert branch.branch_at * 2 == branch.base.steps == branch.branch_at + branch.branch.steps
     assert branch.branch.focus == [] and branch.branch.generate == branch.base.generate
     assert RECIPES["embedded"] is branch  # attempt 9 is what ships
+    share = RECIPES["copy-share"]  # attempt 10: attempt 9 with <slack> in half of the CTC responses
+    assert {f.name for f in fields(branch) if getattr(branch, f.name) != getattr(share, f.name)} == {"slack_share"}
+    assert share.objective("ctc")["slack_share"] == share.objective("ctc-standard")["slack_share"] == 0.5
+    assert "slack_share" not in share.objective("ce")  # CE has no <slack> to share
+    assert branch.objective("ctc")["slack_share"] == 1.0
     args = build_parser().parse_args(["recipe", "copy-first"])
     assert args.name == "copy-first" and args.assets == "" and args.out == ""
