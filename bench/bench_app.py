@@ -122,6 +122,9 @@ class BareCompute:
         from ui.models import LoadedModel, checkpoint_location, parse_model_specs
         from ui.settings import parse_settings
 
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # the bench's output is its figures, not loading bars
         torch.set_num_threads(threads)
         self.models = {}
         for name, ref in parse_model_specs(specs).items():
