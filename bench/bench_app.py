@@ -116,13 +116,12 @@ class BareCompute:
 
     def __init__(self, specs, settings, threads: int, traced: bool = False):
         import torch
+        from transformers.utils import logging as hf_logging
 
         import mdlm_viz as mv
         from mdlm_viz.inference import for_inference
         from ui.models import LoadedModel, checkpoint_location, parse_model_specs
         from ui.settings import parse_settings
-
-        from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # the bench's output is its figures, not loading bars
         torch.set_num_threads(threads)
@@ -157,7 +156,7 @@ class BareCompute:
             for lm in self.models.values():
                 pad = lm.facts.pad_id if lm.facts.pad_id is not None else lm.facts.eos_id
                 ids, attn = left_pad([lm.prompt_ids(p) for p in prompts], pad)
-                mask = {"attention_mask": attn} if len(prompts) > 1 else {}
+                mask = {"attention_mask": attn} if len(prompts) > 1 else {}  # one prompt: as a solo decode
                 mv.generate(lm.model, ids, record_trace=record, **mask, **self.settings.sampler_kwargs(lm))
 
     def seconds(self, prompts: list[str] | None = None) -> float:
@@ -322,7 +321,8 @@ def verdict(label: str, ratio: float, target: float) -> bool:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="+", metavar="NAME=PATH", help="checkpoints to serve (default: the assets)")
-    ap.add_argument("--reps", type=int, default=3, help="fresh processes timed for the start-up medians, and the clicks and classes")
+    ap.add_argument("--reps", type=int, default=3,
+                    help="fresh processes timed for the start-up medians, and the clicks and classes")
     ap.add_argument("--clients", type=int, default=30)
     ap.add_argument("--threads", type=int, default=1, help="torch threads of the app and of the bare compute")
     ap.add_argument("--quick", action="store_true", help="1 rep, 6 clients, 20 visits: checks the bench itself")
