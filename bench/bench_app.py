@@ -370,8 +370,8 @@ def main() -> int:
                   f"against {forward:.2f} s of bare forward passes ({compute:.2f} s with the sampler's work); "
                   f"medians of {reps} pairs, each {', '.join(f'{c / f:.2f}x' for c, _, f in pairs)}; "
                   f"click / bare decode {click / compute:.2f}x")
-            ok.append(verdict(f"one {len(names)}-model decode in the browser / its bare forward passes", click / forward,
-                              1.0))
+            label = f"one {len(names)}-model decode in the browser / its bare forward passes"
+            ok.append(verdict(label, click / forward, 1.0))
         for same in (True, False):
             what = "the same prompt" if same else "a different prompt each"
             prompts = class_prompts(clients, same)

@@ -245,8 +245,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "copy-first = every base learns copy alone first, then the mix (docs/results.md, attempt 6); "
                    "copy-focus = one schedule whose first half is copy alone (attempt 7); copy-story = "
                    "attempt 7 with stories in the copy half (attempt 8); copy-branch = attempt 8 with ctc's base "
-                   "branched from the CE base after the copy half (attempt 9); copy-share = attempt 9 with <slack> in half "
-                   "of the CTC models' responses (attempt 10)")
+                   "branched from the CE base after the copy half (attempt 9); "
+                   "copy-share = attempt 9 with <slack> in half of the CTC models' responses (attempt 10)")
     p.add_argument("--out", help="working directory for every stage (resumable; default runs/NAME)")
     p.add_argument("--assets", help="where the exported checkpoints and evaluation go (default: assets/ for "
                    "embedded, OUT/assets for another recipe, so an experiment never replaces what ships)")
