@@ -310,7 +310,10 @@ def run(cfg: RecipeConfig) -> int:
         start, chain = pre / "last", []
         if recipe.copy_first is not None:
             # with --keep-base no CE chain trains the shared copy stage: this chain does (CE, as it would)
-            first, own = (out / "base-copy", recipe.objective("ce")) if shared_copy else (out / f"{name}-copy", objective)
+            if shared_copy:
+                first, own = out / "base-copy", recipe.objective("ce")
+            else:
+                first, own = out / f"{name}-copy", objective
             if not shared_copy or cfg.keep_base:
                 chain.append(replace(recipe.copy_first, base=str(start), heldout=[str(heldout)], out=str(first),
                                      **own, resume=_resume(first)))
