@@ -7,7 +7,7 @@
    every model's heatmap is drawn, against the bare sequential forward passes of the same decodes
    in this process (`mdlm_viz.generate` on the library's eager models, one after another, same
    threads; the forward calls timed, the sampler's work between them left out), each click next
-   to a bare pass (medians of --reps pairs). Target: at most 1.0x. The same
+   to a bare pass (medians of --clicks pairs). Target: at most 1.0x. The same
    decode through `/run` (gradio_client, streamed to the end), and the bare compute with the
    app's traced forward (mdlm_viz/inference.py), are printed too.
 3. A classroom: --clients visitors with the page open (gradio_client, one session each, begun
@@ -322,7 +322,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="+", metavar="NAME=PATH", help="checkpoints to serve (default: the assets)")
     ap.add_argument("--reps", type=int, default=3,
-                    help="fresh processes timed for the start-up medians, and the clicks and classes")
+                    help="fresh processes timed for the start-up medians, and the classes of visitors")
+    ap.add_argument("--clicks", type=int, default=7,
+                    help="Decode clicks timed in Chromium, each beside a bare pass (the click's median)")
     ap.add_argument("--clients", type=int, default=30)
     ap.add_argument("--threads", type=int, default=1, help="torch threads of the app and of the bare compute")
     ap.add_argument("--quick", action="store_true", help="1 rep, 6 clients, 20 visits: checks the bench itself")
@@ -331,6 +333,7 @@ def main() -> int:
     if not specs:
         ap.error("no checkpoints: pass --models NAME=PATH ... (assets/ has none)")
     reps, clients, visits = (1, 6, 20) if args.quick else (args.reps, args.clients, 100)
+    clicks = 1 if args.quick else args.clicks
     names, settings = [s.split("=", 1)[0] for s in specs], settings_of(specs)
     print(f"models: {' '.join(specs)}; prompt {PROMPT!r}; settings {settings}; {args.threads} torch thread(s)")
 
@@ -361,14 +364,14 @@ def main() -> int:
             # Each click next to a bare pass: this VM's speed drifts over minutes. The yardstick is
             # the bare pass's forward passes alone (the sampler's work between them is not in it).
             pairs = []
-            for _ in range(reps):
+            for _ in range(clicks):
                 click = browser.click()
                 pairs.append((click, bare.seconds(), bare.forward_s))
             browser.close()
             click, compute, forward = (statistics.median(p[i] for p in pairs) for i in range(3))
             print(f"one visitor in Chromium, click to done with {len(names)} heatmaps drawn: {click:.2f} s "
                   f"against {forward:.2f} s of bare forward passes ({compute:.2f} s with the sampler's work); "
-                  f"medians of {reps} pairs, each {', '.join(f'{c / f:.2f}x' for c, _, f in pairs)}; "
+                  f"medians of {clicks} pairs, each {', '.join(f'{c / f:.2f}x' for c, _, f in pairs)}; "
                   f"click / bare decode {click / compute:.2f}x")
             label = f"one {len(names)}-model decode in the browser / its bare forward passes"
             ok.append(verdict(label, click / forward, 1.0))
