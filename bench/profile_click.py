@@ -24,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -31,7 +32,18 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
-from bench.bench_app import PROMPT, BareCompute, Browser, default_specs, settings_of, start_app, until_ready  # noqa: E402
+from bench.bench_app import (  # noqa: E402
+    PROMPT, BareCompute, Browser, default_specs, settings_of, start_app, until_ready)
+
+
+@dataclass
+class Click:
+    """One timed click, in seconds."""
+
+    wall: float  # click to done with the heatmaps drawn
+    server_cpu: float  # the app's process, during the click
+    chromium_cpu: float  # every Chromium process, during the click
+    bare_forward: float  # the bare eager forward passes of the same decodes, just after
 
 
 def cpu_seconds(procs) -> float:
@@ -51,8 +63,6 @@ def chromium_processes() -> list:
 
 def app_compute(specs, settings, bare: BareCompute, reps: int) -> list[tuple[float, float]]:
     """(the app's scheduler decoding the prompt on every model, the bare forward passes) per rep."""
-    import torch
-
     from ui.decoding import interleave
     from ui.models import checkpoint_location, load_located, model_specs
     from ui.page import parallel_decodes
@@ -71,8 +81,7 @@ def app_compute(specs, settings, bare: BareCompute, reps: int) -> list[tuple[flo
             pass
         return time.perf_counter() - t0
 
-    with torch.inference_mode():
-        once()  # warm-up
+    once()  # warm-up
     out = []
     for _ in range(reps):
         app_s = once()
@@ -112,7 +121,7 @@ def main() -> int:
         idle = time.perf_counter() - t0
         print(f"idle, page open: server {(cpu_seconds(server) - s0) / idle:.1%} of a core, "
               f"Chromium {(cpu_seconds(chromium) - c0) / idle:.1%}")
-        rows = []  # (click wall, server CPU, Chromium CPU, bare forward passes)
+        rows = []
         for _ in range(args.clicks):
             chromium = chromium_processes()
             s0, c0 = cpu_seconds(server), cpu_seconds(chromium)
@@ -120,20 +129,21 @@ def main() -> int:
             s1, c1 = cpu_seconds(server), cpu_seconds(chromium)
             time.sleep(0.5)  # the event's completion message, then a quiet page
             bare.seconds()
-            rows.append((wall, s1 - s0, c1 - c0, bare.forward_s))
+            rows.append(Click(wall, s1 - s0, c1 - c0, bare.forward_s))
         browser.close()
     finally:
         proc.terminate()
         proc.wait(timeout=10)
 
-    def med(f):
-        return statistics.median(f(r) for r in rows)
-    print(f"{args.clicks} clicks, medians; each against the bare forward passes beside it ({med(lambda r: r[3]):.3f} s):")
-    print(f"  click to done with the heatmaps drawn  {med(lambda r: r[0]):.3f} s  {med(lambda r: r[0] / r[3]):.2f}x")
-    print(f"  server CPU during the click             {med(lambda r: r[1]):.3f} s  {med(lambda r: r[1] / r[3]):.2f}x")
-    print(f"  Chromium CPU during the click           {med(lambda r: r[2]):.3f} s  {med(lambda r: r[2] / r[3]):.2f}x")
-    print(f"  both over {cores} cores (the wall's floor) {med(lambda r: (r[1] + r[2]) / cores):.3f} s  "
-          f"{med(lambda r: (r[1] + r[2]) / cores / r[3]):.2f}x")
+    bare_s = statistics.median(r.bare_forward for r in rows)
+    print(f"{args.clicks} clicks, medians; each against the bare forward passes beside it ({bare_s:.3f} s):")
+    for label, seconds_of in (("click to done with the heatmaps drawn", lambda r: r.wall),
+                              ("server CPU during the click", lambda r: r.server_cpu),
+                              ("Chromium CPU during the click", lambda r: r.chromium_cpu),
+                              (f"both over {cores} cores (the wall's floor)",
+                               lambda r: (r.server_cpu + r.chromium_cpu) / cores)):
+        print(f"  {label:40s} {statistics.median(map(seconds_of, rows)):.3f} s  "
+              f"{statistics.median(seconds_of(r) / r.bare_forward for r in rows):.2f}x")
     return 0
 
 
