@@ -98,7 +98,7 @@ def main() -> int:
     specs = args.models or default_specs()
     names, settings = [s.split("=", 1)[0] for s in specs], settings_of(specs)
     cores = os.cpu_count() or 1
-    bare = BareCompute(specs, settings, threads=1)
+    bare = BareCompute(specs, settings, threads=1)  # one torch thread, as the app: parallel_decodes() reads it
 
     pairs = app_compute(specs, settings, bare, args.clicks)
     app_s, fwd = (statistics.median(p[i] for p in pairs) for i in range(2))
