@@ -67,6 +67,10 @@ class TopK(Sequence):
         a, b = i * self.k, (i + 1) * self.k
         return self._positions[i], self._ids[a:b].tolist(), self._probs[a:b].tolist()
 
+    def token_ids(self) -> set[int]:
+        """Every candidate token id of the step."""
+        return set(self._ids)
+
     def __eq__(self, other) -> bool:
         if isinstance(other, TopK):
             return (self.k, self._positions, self._ids, self._probs) == (other.k, other._positions, other._ids,
@@ -123,8 +127,7 @@ class Trace:
         ids = set(self.prompt)
         for st in self.steps:
             ids.update(st.canvas)
-            for _, top, _ in st.candidates:
-                ids.update(top)
+            ids.update(st.candidates.token_ids())
         return ids
 
     def with_token_texts(self, token_text) -> "Trace":

@@ -254,6 +254,17 @@ def test_streamed_frames_thin_out_when_many_visitors_stream():
     assert pacer.active == 0
 
 
+def test_frames_start_a_quarter_second_in_and_not_just_before_the_final_one():
+    from ui.decoding import FramePacer
+
+    pacer = FramePacer(every_s=0.1, total_per_s=30, after_s=0.25)
+    assert not pacer.due(None, 0.1, 0.5)  # a decode this short shows its result at once
+    assert pacer.due(None, 0.3, 0.5)  # 0.3 s to go at this pace
+    assert not pacer.due(None, 0.3, 0.9)  # about 0.03 s to go: the final frame comes sooner than the next
+    assert not pacer.due(0.05, 1.0, 0.5)  # a frame went out 0.05 s ago
+    assert pacer.due(0.1, 1.0, 0.5) and pacer.due(0.1, 1.0, 0.0)  # a model yet to start: no end in sight
+
+
 def test_recording_the_lesson_writes_examples_that_load_back(tiny_checkpoint, tiny_ctc_checkpoint, tmp_path,
                                                              monkeypatch):
     from ui.models import load_models
@@ -276,11 +287,14 @@ def test_a_decode_rehides_only_what_the_page_shows_and_resizes_the_slider_only_w
     number of steps resizes the step slider."""
     import gradio as gr
 
+    from ui.decoding import FramePacer
     from ui.models import load_models
     from ui.session import AppContext
     from ui.tabs import decode
 
-    ctx = AppContext(load_models({"ce": str(tiny_checkpoint)}))
+    # a frame for every step (the app's pacer sends none for a decode this short)
+    every_step = FramePacer(every_s=0.0, total_per_s=float("inf"))
+    ctx = AppContext(load_models({"ce": str(tiny_checkpoint)}), pacer=every_step)
     with gr.Blocks():
         view = decode.layout(ctx)
     panel = view.by_name["ce"]

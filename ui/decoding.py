@@ -22,12 +22,16 @@ DEVICE_LOCK = threading.Lock()  # one forward pass at a time: fair interleaving,
 
 
 class FramePacer:
-    """How often each streaming visitor gets a page update. Alone: every `every_s`. With many
-    visitors decoding at once the server sends about `total_per_s` frames a second in all, spread
-    over them, so thirty students' animations do not eat the cores their decodes need."""
+    """When each streaming visitor gets a page update (`due`). A decode streams once it has run for
+    `after_s`, then a frame every `every_s`; with many visitors decoding at once the server sends
+    about `total_per_s` frames a second in all, spread over them, so thirty students' animations do
+    not eat the cores their decodes need. A frame the final one would follow within an interval is
+    not sent: it would show for less than a frame's time, and a browser spends about as long on it
+    as on the final one (a decode shorter than `after_s` shows its result at once; Play replays
+    every step)."""
 
-    def __init__(self, every_s: float = 0.1, total_per_s: float = 30.0):
-        self.every_s, self.total_per_s = every_s, total_per_s
+    def __init__(self, every_s: float = 0.1, total_per_s: float = 30.0, after_s: float = 0.0):
+        self.every_s, self.total_per_s, self.after_s = every_s, total_per_s, after_s
         self.active = 0
         self._lock = threading.Lock()
 
@@ -43,6 +47,15 @@ class FramePacer:
 
     def interval(self) -> float:
         return max(self.every_s, self.active / self.total_per_s)
+
+    def due(self, since_last: float | None, elapsed: float, done: float) -> bool:
+        """Whether to send a frame `elapsed` seconds into a decode of which the share `done` is
+        computed (its slowest model), `since_last` seconds after the last frame (None: none yet)."""
+        gap = self.interval()
+        if elapsed < self.after_s or (since_last is not None and since_last < gap):
+            return False
+        left = elapsed * (1 - done) / done if done > 0 else float("inf")  # at the pace so far
+        return left >= gap
 
 
 class SeededDecode:

@@ -41,13 +41,15 @@ steps with the slider or the ← → keys; tokens outlined ⇢ can be moved by h
 **Re-run with the shift**). The tabs below the models explain the maths."""
 
 
-def parallel_decodes() -> int:
-    """Forward passes run at once: one per core's worth of torch threads on a CPU, one on a GPU."""
+def parallel_decodes() -> int | None:
+    """Forward passes run at once (`BatchScheduler`): on a GPU one; on a CPU no cap with one torch
+    thread per pass, else one per core's worth of threads."""
     import torch
 
     if torch.cuda.is_available():
         return 1
-    return max(1, (os.cpu_count() or 1) // max(1, torch.get_num_threads()))
+    threads = max(1, torch.get_num_threads())
+    return None if threads == 1 else max(1, (os.cpu_count() or 1) // threads)
 
 
 def build_app(models_or_ctx, max_prompt_chars: int = MAX_PROMPT_CHARS):
@@ -113,6 +115,7 @@ def wire_readiness(ctx: AppContext, main, demo) -> None:
 # the visitor leaves, 10,000 sessions by default: a busy Space's memory would only grow. A classroom
 # of thirty, each with a tab or two open, fits in 128.
 SESSIONS_KEPT = 128
+SWITCH_INTERVAL_S = 1e-4  # the interpreter's thread switch interval in the server (CPython's default: 5e-3)
 
 
 def parse_args(argv=None):
@@ -142,6 +145,11 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     import torch
+    # A worker whose forward pass ends (torch releases the interpreter lock during it) must get
+    # the lock back from whichever thread holds it: Gradio's event loop, a frame being built,
+    # another model's sampler. CPython forces that handover only every 5 ms by default, which on
+    # two cores left them idle for a good part of a 0.4-s decode (docs/benchmarks.md, stop 29).
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
 
     if args.threads or not torch.cuda.is_available():
         torch.set_num_threads(args.threads or 1)
@@ -158,5 +166,17 @@ def main(argv=None):
                 prevent_thread_lock=True, state_session_capacity=args.sessions)
     # Loading starts once the page is served: importing the model code in a thread while the page is
     # built would make both wait for the interpreter lock.
-    ctx.load_in_background(locations, load_in_4bit=args.load_in_4bit)
+    ctx.load_in_background(locations, load_in_4bit=args.load_in_4bit, then=settle_heap)
     demo.block_thread()
+
+
+def settle_heap() -> None:
+    """Once the page is built and the models are in, move every object the server holds so far out of
+    the garbage collector's reach (`gc.freeze`): the libraries, the page and the models are about
+    half a million objects, which a full collection walked for about 0.3 s with the interpreter
+    held, stalling whoever was decoding then (a class of thirty once took 1.2 s instead of 0.7 s).
+    The visitors' sessions and traces, made later, are collected as usual."""
+    import gc
+
+    gc.collect()
+    gc.freeze()

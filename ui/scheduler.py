@@ -17,6 +17,7 @@ noise, random remasking, other shifts) decodes alone with its own seed (`SeededD
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import queue
@@ -119,19 +120,24 @@ class BatchedDecode:
 
     @property
     def trace(self) -> mv.Trace:
-        tr = self.job.trace
-        tr.model = self.lm.name
-        return tr.with_token_texts(self.lm.token_text)
+        """The recorded trace, with its model's name and token texts (set once per batch row)."""
+        return self.job.trace
 
 
 class BatchScheduler:
-    """One worker thread per model; at most `parallel` forward passes run at once (on a CPU, one
-    per core with one torch thread each: a 4-model decode on 2 cores costs about half the
-    sequential compute; on a GPU, 1)."""
+    """One worker thread per model; at most `parallel` forward passes run at once (None: no cap).
 
-    def __init__(self, window_s: float = 0.005, max_batch: int = 64, parallel: int = 1, max_wait_s: float = 2.0):
+    On a CPU with one torch thread per pass there is no cap: every model's worker runs its next
+    pass as soon as it has one and the OS shares the cores, so a worker busy with the sampler's
+    Python work between two passes leaves its core to another model's pass (a cap of one pass per
+    core idled a core whenever its slot's holder waited for the interpreter). With several torch
+    threads per pass, one pass per core's worth of threads (OpenMP threads spin: oversubscribing
+    them wastes the cores). On a GPU, 1."""
+
+    def __init__(self, window_s: float = 0.005, max_batch: int = 64, parallel: int | None = 1,
+                 max_wait_s: float = 2.0):
         self.window_s, self.max_batch, self.max_wait_s = window_s, max_batch, max_wait_s
-        self.slots = threading.Semaphore(max(1, parallel))
+        self.slots = contextlib.nullcontext() if parallel is None else threading.Semaphore(max(1, parallel))
         self.batches_run = 0  # how many batched decodes ran (the tests and the bench read it)
         self.rows_run = 0  # how many distinct rows they decoded
         self._inboxes: dict[str, queue.Queue] = {}
@@ -214,8 +220,12 @@ class BatchScheduler:
                     with self.slots, torch.inference_mode():
                         step = next(batch.steps)
                 except StopIteration:
+                    lm = batch.jobs[0].lm
+                    traces = [tr.with_token_texts(lm.token_text) for tr in batch.stream.result.traces]
+                    for tr in traces:
+                        tr.model = lm.name
                     for job in batch.jobs:  # a copy each: visitors sharing a row own their trace
-                        job.trace = copy.copy(batch.stream.result.traces[job.row])
+                        job.trace = copy.copy(traces[job.row])
                         job.steps.put(_DONE)
                     running.remove(batch)
                     self.batches_run += 1
@@ -225,7 +235,7 @@ class BatchScheduler:
                         job.steps.put(err if isinstance(err, ValueError) else ValueError(f"decoding failed: {err}"))
                     running.remove(batch)
                     continue
-                time.sleep(0)  # let a worker waiting for the slot take it: models advance step by step together
+                time.sleep(0)  # let a worker waiting for the interpreter or a slot go: models advance together
                 rows = step if isinstance(step, list) else [step]
                 batch.history.append(rows)
                 for job in batch.jobs:

@@ -6,13 +6,14 @@ import json
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from mdlm_viz.trace import Replay, Trace
 
 from .decoding import FramePacer, SeededDecode
 from .models import ConfigError, LoadedModel, ModelInfo, load_located
 from .scheduler import BatchedDecode, BatchScheduler, batchable
-from .settings import MAX_PROMPT_CHARS, PRESET_ANSWERS, STREAM_EVERY_S, DecodeSettings, UserError
+from .settings import MAX_PROMPT_CHARS, PRESET_ANSWERS, STREAM_AFTER_S, STREAM_EVERY_S, DecodeSettings, UserError
 
 SESSION_FORMAT = "mdlm-viz.session/1"
 
@@ -26,7 +27,8 @@ class AppContext:
     max_prompt_chars: int = MAX_PROMPT_CHARS
     answers: dict[str, str] = field(default_factory=lambda: dict(PRESET_ANSWERS))  # prompt -> exact answer
     scheduler: BatchScheduler = field(default_factory=BatchScheduler)  # shares forward passes across visitors
-    pacer: FramePacer = field(default_factory=lambda: FramePacer(STREAM_EVERY_S))  # streamed frames per visitor
+    # when each streaming visitor gets a frame
+    pacer: FramePacer = field(default_factory=lambda: FramePacer(STREAM_EVERY_S, after_s=STREAM_AFTER_S))
     infos: dict[str, ModelInfo] = field(default_factory=dict)  # name -> what the page shows before loading
     load_error: str | None = None
     _ready: threading.Event = field(default_factory=threading.Event, repr=False)
@@ -49,8 +51,10 @@ class AppContext:
     def ready(self) -> bool:
         return self._ready.is_set() and self.load_error is None
 
-    def load_in_background(self, locations: dict[str, str], load_in_4bit: bool = False) -> threading.Thread:
-        """Load the checkpoints while the page is served; `wait_models` blocks until they are in."""
+    def load_in_background(self, locations: dict[str, str], load_in_4bit: bool = False,
+                           then: Callable[[], None] | None = None) -> threading.Thread:
+        """Load the checkpoints while the page is served (then call `then`); `wait_models` blocks
+        until they are in."""
         def load():
             try:
                 self.models.update(load_located(locations, load_in_4bit))
@@ -60,6 +64,8 @@ class AppContext:
                 self.load_error = str(err)
             finally:
                 self._ready.set()
+                if then is not None:
+                    then()
         thread = threading.Thread(target=load, name="mdlm-viz-load", daemon=True)
         thread.start()
         return thread

@@ -16,6 +16,7 @@ MAX_PROMPT_CHARS = 1000
 MAX_PROMPT_TOKENS = 256  # after the chat template: the page refuses longer prompts with this number
 MAX_MODELS = 4
 STREAM_EVERY_S = 0.1  # at most ~10 page updates a second while decoding
+STREAM_AFTER_S = 0.25  # ... once a decode has run this long: a shorter one shows its result at once
 
 # Inclusive ranges of the settings a visitor may choose: small enough to keep a run interactive.
 LIMITS = {"gen_length": (1, 512), "steps": (1, 512), "block_length": (1, 512), "temperature": (0.0, 5.0),

@@ -211,9 +211,10 @@ def layout(ctx: AppContext) -> DecodeView:
 # ----------------------------------------------------------------------------- handlers
 def stream_frames(ctx: AppContext, view: DecodeView, decodes: dict[str, SeededDecode], canvas_of, status_comp,
                   label: str, first: dict, steady: dict):
-    """Page updates while `decodes` run, paced by `ctx.pacer` (at most ten a second, fewer when
-    many visitors stream) and built only when sent (frames without tooltips). `first` goes out
-    with the first frame; every frame then carries `steady` and the latest canvas of every model,
+    """Page updates while `decodes` run, paced by `ctx.pacer` (from a quarter second into the
+    decode, at most ten a second, fewer when many visitors stream, none just before the end) and
+    built only when sent (frames without tooltips). `first` goes out with the first frame (or the
+    final one); every frame then carries `steady` and the latest canvas of every model,
     so that each frame gives every output a value: for an output left out, Gradio builds a new
     component (a copy of its config) on every frame, which was most of a frame's cost with forty
     outputs. Returns {model: error message} and the updates not sent yet (with `steady` in them)."""
@@ -223,14 +224,19 @@ def stream_frames(ctx: AppContext, view: DecodeView, decodes: dict[str, SeededDe
 
 def _frames(ctx: AppContext, view: DecodeView, decodes: dict[str, SeededDecode], canvas_of, status_comp,
             label: str, pending: dict, steady: dict):
-    errors, last, fresh, canvases = {}, 0.0, {}, {}
+    errors, fresh, canvases = {}, {}, {}
+    done = dict.fromkeys(decodes, 0.0)  # model -> share of its steps computed
+    start, last = time.perf_counter(), None
     for n, step, err in interleave(decodes):
         if err is not None:
             errors[n] = err
+            done.pop(n, None)
             canvases[canvas_of(view.by_name[n])] = message_html(err)
         elif step is not None:
             fresh[n] = step.index
-        if fresh and time.perf_counter() - last >= ctx.pacer.interval():
+            done[n] = (step.index + 1) / decodes[n].settings.steps
+        now = time.perf_counter()
+        if fresh and done and ctx.pacer.due(None if last is None else now - last, now - start, min(done.values())):
             for m, i in fresh.items():
                 d = decodes[m]
                 where = f"step {i + 1}/{d.settings.steps}"
@@ -256,6 +262,7 @@ def run(ctx: AppContext, view: DecodeView, prompt_text, chosen_names, gen_length
     it made visible is hidden again and the step slider's range is sent only when it changes: a
     component's properties are Gradio's costliest output (it rebuilds the component for the
     visitor's session), which a class of thirty pays thirty times."""
+    started = time.perf_counter()
     names = ctx.names
     if not ctx.ready and ctx.load_error is None:
         yield {view.status: ctx.readiness() + " The decode starts when they are ready."}
@@ -306,7 +313,7 @@ def run(ctx: AppContext, view: DecodeView, prompt_text, chosen_names, gen_length
         final[panel.raw] = viewer.raw_canvas_text(traces[n], traces[n].token_text)
         final[panel.heatmap] = heatmap(traces[n], f"{n}: commit step")
     done = ", ".join(f"**{n}**: {len(tr.steps)} steps" for n, tr in traces.items())
-    final[view.status] = f"done. {done} {problems_of(errors)}".strip()
+    final[view.status] = f"done in {time.perf_counter() - started:.2f} s. {done} {problems_of(errors)}".strip()
     final[view.state] = session
     top = max(session.last_step, 1)
     final[view.step_slider] = session.last_step if top == shown_top(view, shown) else gr.Slider(
@@ -474,9 +481,11 @@ def wire(ctx: AppContext, view: DecodeView) -> None:
     # with a ticking overlay, and redrawing those kept the browser busy on the cores the decode needs.
     # A decode's outputs are plain strings, numbers and None as the page takes them (tested), so
     # Gradio's per-output postprocessing, a thread hop for each of forty outputs on every frame, is
-    # skipped.
-    quiet = dict(show_progress="minimal", show_progress_on=view.status, postprocess=False)
-    shift_quiet = dict(show_progress="minimal", show_progress_on=view.shift_status)  # its plots need postprocessing
+    # skipped. Its inputs pass through unchecked anyway (ui/components.py: the handlers check them),
+    # so their preprocessing, a thread hop for each of ten inputs before the decode starts, is too.
+    quiet = dict(show_progress="minimal", show_progress_on=view.status, postprocess=False, preprocess=False)
+    shift_quiet = dict(show_progress="minimal", show_progress_on=view.shift_status,  # its plots need postprocessing
+                       preprocess=False)
     view.run_btn.click(run_fn, run_inputs, view.run_outputs(), api_name="run", **quiet)
     view.prompt.submit(run_fn, run_inputs, view.run_outputs(), api_visibility="private", **quiet)
     view.preset.change(lambda p: p or gr.skip(), view.preset, view.prompt, api_visibility="private")
