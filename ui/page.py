@@ -138,7 +138,7 @@ def parse_args(argv=None):
                          "the least recently used is dropped and that visitor decodes again")
     ap.add_argument("--max-prompt-chars", type=int, default=MAX_PROMPT_CHARS)
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads per forward pass (default on a "
-                    "CPU: 1, so the models decode side by side, one per core)")
+                    "CPU: 1, so the models decode side by side on all cores)")
     return ap.parse_args(argv)
 
 
