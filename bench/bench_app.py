@@ -212,13 +212,17 @@ class Browser:
         if exe is None:
             return None
         pw = sync_playwright().start()
-        browser = pw.chromium.launch(executable_path=exe, headless=True, args=["--no-sandbox", "--disable-gpu"])
-        page = browser.new_page(viewport={"width": 1440, "height": 900})
-        page.goto(url, wait_until="load")
-        page.wait_for_function("document.querySelector('#decode') && !document.querySelector('#decode').disabled",
-                               timeout=180_000)
-        self = cls(pw, browser, page, names)
-        self.click()  # warm-up
+        try:
+            browser = pw.chromium.launch(executable_path=exe, headless=True, args=["--no-sandbox", "--disable-gpu"])
+            page = browser.new_page(viewport={"width": 1440, "height": 900})
+            page.goto(url, wait_until="load")
+            page.wait_for_function("document.querySelector('#decode') && !document.querySelector('#decode').disabled",
+                                   timeout=180_000)
+            self = cls(pw, browser, page, names)
+            self.click()  # warm-up
+        except BaseException:  # no Chromium left behind when the page never came up
+            pw.stop()
+            raise
         return self
 
     def click(self) -> float:
